@@ -1,0 +1,77 @@
+"""Every field of a deeplab_jax run, with the paper's default (DeepLabv3, PASCAL VOC 2012).
+
+Experiment configs import this module, call `get_config()` and override a few fields. Command-line
+overrides: `--config.train.batch_size=8`. An unknown key is an error.
+"""
+import ml_collections
+
+# PASCAL VOC 2012 class names, index = label value.
+VOC_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat',
+               'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant',
+               'sheep', 'sofa', 'train', 'tvmonitor')
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0  # initialisation, dropout and the training data order all derive from it
+
+  config.data = data = ml_collections.ConfigDict()
+  data.dataset = 'voc'  # 'voc' (any VOC-layout folder) or 'synthetic' (generated on first use)
+  data.root = 'data/VOCdevkit/VOC2012'  # folder holding JPEGImages/, <label_dir>/, ImageSets/Segmentation/
+  data.label_dir = 'SegmentationClassAug'  # label PNGs (class index per pixel); VOC's own: SegmentationClass
+  data.train_split = 'train_aug'  # ImageSets/Segmentation/<split>.txt; train_aug = VOC train + SBD: 10,582
+  data.eval_split = 'val'  # 1,449 images
+  data.num_classes = 21
+  data.class_names = VOC_CLASSES
+  data.ignore_label = 255  # pixels with this label count in neither loss nor metrics
+  data.crop_size = 513  # training crop, square
+  data.eval_size = 513  # eval images are padded (not resized) to this square; VOC's largest side is 500
+  data.min_scale = 0.5  # random scale augmentation: min_scale..max_scale in steps of scale_step
+  data.max_scale = 2.0
+  data.scale_step = 0.25
+  data.flip = True  # random left-right flip
+  data.mean = (123.675, 116.28, 103.53)  # per-channel RGB mean (ImageNet), also the padding colour
+  data.std = (58.395, 57.12, 57.375)  # per-channel RGB std (ImageNet, torchvision convention)
+  data.num_parallel_calls = -1  # tf.data parallelism; -1 = AUTOTUNE
+  data.synthetic = synthetic = ml_collections.ConfigDict()
+  synthetic.num_train = 400  # images generated for the 'train' split
+  synthetic.num_val = 80  # images generated for the 'val' split
+  synthetic.min_size = 120  # image sides drawn uniformly in [min_size, max_size]
+  synthetic.max_size = 180
+  synthetic.seed = 0  # the same seed always writes the same files
+
+  config.model = model = ml_collections.ConfigDict()
+  model.backbone = 'resnet101'  # resnet50 | resnet101
+  model.output_stride = 16  # training output stride: 8, 16 or 32
+  model.eval_output_stride = 0  # output stride at evaluation; 0 = the training one
+  model.multi_grid = (1, 2, 4)  # rate multipliers of the last stage's units; () for none
+  model.resnet = resnet = ml_collections.ConfigDict()
+  resnet.blocks = ()  # units per stage; () = the depth's standard (3, 4, 23, 3) for resnet101
+  resnet.width = 64  # first stage's bottleneck width (64 in every published ResNet)
+  resnet.stem = 'torchvision'  # 'torchvision' (7x7 conv) or 'beta' (three 3x3 convs, DeepLab's)
+  resnet.dilation_style = 'deeplab'  # 'deeplab': whole stage dilated; 'torchvision': first unit not
+  model.head = 'aspp'  # DeepLabv3 ASPP head
+  model.aspp_rates = (6, 12, 18)  # 3x3 branch rates at output stride 16; rescaled for other strides
+  model.aspp_features = 256  # channels of each ASPP branch and of the projection
+  model.image_pooling = True  # ASPP image-level branch
+  model.dropout_rate = 0.1  # dropout after the ASPP projection
+  model.bn_momentum = 0.9997  # BatchNorm moving-average decay
+  model.bn_epsilon = 1e-5
+  model.fine_tune_batch_norm = True  # False freezes BatchNorm (moving statistics, no update)
+  model.dtype = 'float32'  # compute dtype: float32 | bfloat16 (parameters stay float32)
+
+  config.train = train = ml_collections.ConfigDict()
+  train.batch_size = 16  # global batch, split over all devices; BatchNorm statistics are over all of it
+  train.num_steps = 30_000
+  train.base_lr = 0.007
+  train.lr_power = 0.9  # poly schedule: base_lr * (1 - step / num_steps) ** lr_power
+  train.momentum = 0.9
+  train.weight_decay = 1e-4  # L2 on conv kernels (not on BatchNorm or biases); 4e-5 for Xception
+  train.log_every = 50  # steps between log lines and TensorBoard points
+  train.checkpoint_every = 1000  # steps between checkpoints (one is also saved at the end)
+  train.keep_checkpoints = 3  # most recent checkpoints kept
+  train.eval_every = 0  # steps between evaluations during training; 0 = only at the end
+
+  config.eval = evaluation = ml_collections.ConfigDict()
+  evaluation.batch_size = 8  # global eval batch
+  return config
