@@ -1,0 +1,1 @@
+"""Evaluation: confusion-matrix metrics and the evaluation pass over a split."""

@@ -1,0 +1,52 @@
+"""Entry point: python -m deeplab_jax.main --config=configs/quickstart.py [--workdir=DIR] [--config.x=y]."""
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow feeds data only; keep its logs quiet
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from deeplab_jax.errors import UserError  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file, e.g. configs/v3_voc.py.',
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder: checkpoints, logs, config.json, eval/. '
+                               'Default: runs/<config file name>.')
+_MODE = flags.DEFINE_enum('mode', 'train', ['train'], 'train: train (resuming if possible), then evaluate.')
+flags.mark_flag_as_required('config')
+
+
+def parse_flags(argv):
+  """absl's parser, with a bad --config or --config.x=y reported in one line instead of a traceback."""
+  try:
+    return flags.FLAGS(argv)
+  except (flags.Error, KeyError, AttributeError, ValueError, TypeError) as e:
+    message = (str(e).splitlines() or [type(e).__name__])[0].strip('"\'')
+    if ' ' not in message:  # ml_collections reports an unknown field by its bare name
+      message = f'unknown config field {message!r}'
+  print(f'error: bad flags: {message}\nPass --help for the flags; config fields are in configs/base.py.',
+        file=sys.stderr)
+  sys.exit(2)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)  # progress and results are printed; library INFO is noise
+  from deeplab_jax.train import loop  # after flag parsing, so --help is fast
+  config_file = flags.FLAGS['config'].config_filename
+  workdir = _WORKDIR.value or os.path.join('runs', os.path.splitext(os.path.basename(config_file))[0])
+  try:
+    try:
+      config = _CONFIG.value
+      config.keys()  # a config file that failed to load raises its error on first use
+    except Exception as e:  # the config file itself failed to load or run
+      raise UserError(f'Cannot load config file {config_file}: {type(e).__name__}: {e}') from e
+    loop.train_and_evaluate(config, workdir)
+  except UserError as e:
+    print(f'error: {e}', file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+if __name__ == '__main__':
+  app.run(main, flags_parser=parse_flags)

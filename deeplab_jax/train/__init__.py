@@ -1,0 +1,1 @@
+"""Training: state, optimizer and schedules, losses, the sharded step and the loop."""

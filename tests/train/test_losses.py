@@ -1,0 +1,39 @@
+"""Cross-entropy ignores label 255."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from deeplab_jax.train import losses
+
+
+def numpy_cross_entropy(logits, labels, ignore):
+  valid = labels != ignore
+  z = logits - logits.max(-1, keepdims=True)
+  log_probs = z - np.log(np.exp(z).sum(-1, keepdims=True))
+  picked = np.take_along_axis(log_probs, np.where(valid, labels, 0)[..., None], -1)[..., 0]
+  return -(picked * valid).sum() / valid.sum()
+
+
+def test_matches_numpy_over_valid_pixels():
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=(2, 5, 7, 4)).astype(np.float32)
+  labels = rng.integers(0, 4, size=(2, 5, 7))
+  labels[0, :2] = 255
+  loss = losses.cross_entropy(jnp.asarray(logits), jnp.asarray(labels), 255)
+  np.testing.assert_allclose(loss, numpy_cross_entropy(logits, labels, 255), rtol=1e-5)
+
+
+def test_ignored_pixels_get_no_gradient_and_do_not_change_the_loss():
+  rng = np.random.default_rng(1)
+  logits = jnp.asarray(rng.normal(size=(1, 4, 4, 3)).astype(np.float32))
+  labels = jnp.asarray(rng.integers(0, 3, size=(1, 4, 4))).at[0, 0].set(255)
+  grads = jax.grad(losses.cross_entropy)(logits, labels, 255)
+  assert np.all(np.asarray(grads[0, 0]) == 0)
+  assert np.any(np.asarray(grads[0, 1]) != 0)
+  changed = logits.at[0, 0].add(100.0)
+  np.testing.assert_allclose(losses.cross_entropy(changed, labels, 255),
+                             losses.cross_entropy(logits, labels, 255))
+
+
+def test_all_ignored_gives_zero():
+  assert float(losses.cross_entropy(jnp.ones((1, 2, 2, 3)), jnp.full((1, 2, 2), 255), 255)) == 0.0

@@ -1,0 +1,53 @@
+"""The sharded train step: BatchNorm statistics and gradients over the global batch."""
+import jax
+import numpy as np
+
+from deeplab_jax.train import loop, optimizer, steps
+from tests.conftest import tiny_config
+
+
+def run_one_step(devices, batch, config):
+  mesh = steps.make_mesh(devices)
+  state = loop.init_state(config, mesh, jax.random.key(0))
+  step = steps.jit_train_step(mesh, 255, optimizer.poly_schedule(config.train))
+  new_state, step_metrics = step(state, steps.global_batch(batch, mesh), jax.random.key(1))
+  return jax.device_get((new_state.params, new_state.batch_stats, step_metrics))
+
+
+def test_eight_devices_match_one_device_on_the_global_batch():
+  assert jax.device_count() == 8
+  config = tiny_config()
+  config.model.dropout_rate = 0.0
+  rng = np.random.default_rng(0)
+  batch = {'image': rng.normal(size=(8, 48, 48, 3)).astype(np.float32),
+           'label': rng.integers(0, 6, size=(8, 48, 48)).astype(np.int32)}
+  params8, stats8, metrics8 = run_one_step(jax.devices(), batch, config)
+  params1, stats1, metrics1 = run_one_step(jax.devices()[:1], batch, config)
+  np.testing.assert_allclose(metrics8['loss'], metrics1['loss'], rtol=1e-5)
+  np.testing.assert_allclose(metrics8['grad_norm'], metrics1['grad_norm'], rtol=1e-4)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), stats8, stats1)
+  # Parameters moved by lr * grad; float summation order differs across devices by ~1e-6.
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5), params8, params1)
+
+  # The statistics of one device's share of the batch differ: the match above is not vacuous.
+  _, stats_part, _ = run_one_step(jax.devices()[:1], {k: v[:1] for k, v in batch.items()}, config)
+  first = lambda tree: jax.tree.leaves(tree)[0]  # noqa: E731
+  assert not np.allclose(first(stats_part), first(stats1), rtol=1e-3)
+
+
+def test_weight_decay_only_on_kernels():
+  config = tiny_config()
+  params = loop.init_state(config, steps.make_mesh(jax.devices()[:1]), jax.random.key(0)).params
+  mask = optimizer.kernel_mask(params)
+  flat = jax.tree_util.tree_flatten_with_path(mask)[0]
+  assert all(v == (path[-1].key == 'kernel') for path, v in flat)
+  assert any(v for _, v in flat) and not all(v for _, v in flat)
+
+
+def test_poly_schedule():
+  config = tiny_config()
+  config.train.base_lr, config.train.num_steps = 0.01, 100
+  schedule = optimizer.poly_schedule(config.train)
+  np.testing.assert_allclose(schedule(0), 0.01)
+  np.testing.assert_allclose(schedule(50), 0.01 * 0.5 ** 0.9, rtol=1e-6)
+  np.testing.assert_allclose(schedule(100), 0.0, atol=1e-9)
