@@ -53,24 +53,25 @@ class StopRequest:
 
 
 class Progress:
-  """Progress line with steps/s and ETA, measured after the first (compiling) step."""
+  """Steps/s and ETA, measured from the end of the first (compiling) step."""
 
-  def __init__(self, start: int, total: int):
-    self.start, self.total = start, total
-    self.t0, self.s0 = None, start
-
-  def line(self, step: int) -> str:
-    now = time.time()
-    if self.t0 is None or step <= self.s0:
-      self.t0, self.s0 = now, step
-      return f'step {step}/{self.total}'
-    rate = (step - self.s0) / (now - self.t0)
-    eta = (self.total - step) / rate
-    return f'step {step}/{self.total} {rate:.2f} steps/s ETA {int(eta // 60)}m{int(eta % 60):02d}s'
+  def __init__(self, total: int):
+    self.total, self.t0, self.s0 = total, None, None
 
   def mark(self, step: int):
-    if self.t0 is None:
-      self.t0, self.s0 = time.time(), step
+    self.t0, self.s0 = time.time(), step
+
+  def rate(self, step: int) -> float | None:
+    if self.t0 is None or step <= self.s0:
+      return None
+    return (step - self.s0) / (time.time() - self.t0)
+
+  def line(self, step: int) -> str:
+    rate = self.rate(step)
+    if rate is None:
+      return f'step {step}/{self.total}'
+    eta = (self.total - step) / rate
+    return f'step {step}/{self.total} {rate:.2f} steps/s ETA {int(eta // 60)}m{int(eta % 60):02d}s'
 
 
 def init_state(config: ml_collections.ConfigDict, mesh, rng):
@@ -122,7 +123,7 @@ def _train(config, state, start, train_split, mesh, shard, dropout_rng, checkpoi
   train = config.train
   batches = pipeline.train_batches(train_split, config.data, config.seed, train.batch_size, start, shard)
   step_fn = steps.jit_train_step(mesh, config.data.ignore_label, optimizer.poly_schedule(train))
-  progress, collected, stop = Progress(start, train.num_steps), None, StopRequest()
+  progress, collected, stop = Progress(train.num_steps), None, StopRequest()
   try:
     for step in range(start + 1, train.num_steps + 1):
       state, step_metrics = step_fn(state, steps.global_batch(next(batches), mesh), dropout_rng)
@@ -133,7 +134,10 @@ def _train(config, state, start, train_split, mesh, shard, dropout_rng, checkpoi
         progress.mark(step)
       if step % train.log_every == 0 or step == train.num_steps:
         values = collected.compute()
-        writer.write_scalars(step, {f'train/{k}': v for k, v in values.items()})
+        scalars = {f'train/{k}': v for k, v in values.items()}
+        if progress.rate(step):
+          scalars['train/steps_per_sec'] = progress.rate(step)
+        writer.write_scalars(step, scalars)
         log(f'{progress.line(step)}  loss {values["loss"]:.4f}  lr {values["learning_rate"]:.5f}')
         collected = None
       if step % train.checkpoint_every == 0 or step == train.num_steps:
