@@ -88,7 +88,7 @@ def render(h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
   py, px = np.mgrid[0:h, 0:w].astype(float)
   for _ in range(rng.integers(1, 5)):
     cls = int(rng.integers(1, len(CLASS_NAMES)))
-    radius = rng.uniform(0.12, 0.35) * min(h, w)
+    radius = rng.uniform(0.18, 0.4) * min(h, w)
     cy, cx, theta = rng.uniform(0.15, 0.85) * h, rng.uniform(0.15, 0.85) * w, rng.uniform(0, np.pi)
     xx = (px - cx) * np.cos(theta) + (py - cy) * np.sin(theta)
     yy = -(px - cx) * np.sin(theta) + (py - cy) * np.cos(theta)
