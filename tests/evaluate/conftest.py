@@ -12,7 +12,7 @@ def tiny():
   """(config, inference model at OS 16, its variables) with non-trivial BatchNorm statistics."""
   config = tiny_config()
   model = build_model(config.model, config.data.num_classes, train=False)
-  variables = model.init(jax.random.key(0), np.zeros((1, 48, 48, 3), np.float32))
+  variables = jax.jit(model.init)(jax.random.key(0), np.zeros((1, 48, 48, 3), np.float32))
   # Random moving statistics and a tilted classifier: fresh ones would make every class almost equally
   # likely, and argmax comparisons would hinge on rounding.
   rng = np.random.default_rng(0)
