@@ -7,15 +7,22 @@ from deeplab_jax.models.deeplab import build_model
 from tests.conftest import tiny_config
 
 
-@pytest.fixture(scope='module')
-def tiny():
-  """(config, inference model at OS 16, its variables) with non-trivial BatchNorm statistics."""
+@pytest.fixture(scope='session')
+def tiny_model():
+  """(inference model at OS 16, its variables) with non-trivial BatchNorm statistics."""
   config = tiny_config()
   model = build_model(config.model, config.data.num_classes, train=False)
   variables = jax.jit(model.init)(jax.random.key(0), np.zeros((1, 48, 48, 3), np.float32))
   # Random moving statistics and a tilted classifier: fresh ones would make every class almost equally
   # likely, and argmax comparisons would hinge on rounding.
   rng = np.random.default_rng(0)
-  variables = jax.tree.map(lambda x: x + 0.3 * rng.normal(size=x.shape).astype(x.dtype), variables)
+  variables = jax.tree.map(lambda x: np.asarray(x) + 0.3 * rng.normal(size=x.shape).astype(x.dtype),
+                           variables)
   variables['batch_stats'] = jax.tree.map(np.abs, variables['batch_stats'])
-  return config, model, variables
+  return model, variables
+
+
+@pytest.fixture
+def tiny(tiny_model):
+  """(a fresh tiny_config() the test may change, model, variables)."""
+  return (tiny_config(), *tiny_model)
