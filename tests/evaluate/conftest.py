@@ -26,3 +26,17 @@ def tiny_model():
 def tiny(tiny_model):
   """(a fresh tiny_config() the test may change, model, variables)."""
   return (tiny_config(), *tiny_model)
+
+
+def save_checkpoint(workdir: str, config, variables: dict, step: int) -> None:
+  """WORKDIR/checkpoints/<step>: a whole train state (optimizer included), as training saves it."""
+  import os
+
+  from deeplab_jax.checkpoint import Checkpointer
+  from deeplab_jax.train import optimizer
+  from deeplab_jax.train.state import TrainState
+  state = TrainState.create(apply_fn=None, params=variables['params'], batch_stats=variables['batch_stats'],
+                            tx=optimizer.create_optimizer(config.train))
+  checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints'))
+  checkpointer.save(step, state)
+  checkpointer.close()

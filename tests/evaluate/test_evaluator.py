@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deeplab_jax.checkpoint import Checkpointer
 from deeplab_jax.data import pipeline, voc
 from deeplab_jax.errors import UserError
-from deeplab_jax.evaluate import evaluator, run
-from deeplab_jax.train import loop, steps
+from deeplab_jax.evaluate import evaluator, restore, run
+from deeplab_jax.train import steps
 from tests.conftest import tiny_config
+from tests.evaluate.conftest import save_checkpoint
 
 
 def voc_config(root):
@@ -42,13 +42,14 @@ def test_single_scale_no_flip_equals_plain_eval(tiny, synthetic_root):
   assert results['samples'][0].shape == (h, 3 * w + 8, 3)
 
 
-def test_eval_mode_at_output_stride_8_of_a_run_trained_at_16(tmp_path, synthetic_root):
+def test_eval_mode_at_output_stride_8_of_a_run_trained_at_16(tiny, tmp_path, synthetic_root):
+  _, _, variables = tiny
   config, workdir = voc_config(synthetic_root), str(tmp_path)
   assert config.model.output_stride == 16
-  state = loop.init_state(config, steps.make_mesh(), jax.random.key(0))
-  checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints'))
-  checkpointer.save(3, state)
-  checkpointer.close()
+  save_checkpoint(workdir, config, variables, 3)
+  restored, step = restore.restore_variables(os.path.join(workdir, 'checkpoints'), config)
+  assert step == 3
+  jax.tree.map(np.testing.assert_array_equal, restored, variables)
 
   config.model.eval_output_stride = 8
   config.eval.extra_settings = ('0.5+flip',)

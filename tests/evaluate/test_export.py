@@ -7,8 +7,8 @@ import textwrap
 import jax
 import numpy as np
 
-from deeplab_jax.evaluate import export, inference
-from tests.conftest import ROOT
+from deeplab_jax.evaluate import export, inference, run
+from tests.evaluate.conftest import save_checkpoint
 
 LOADER = textwrap.dedent('''
     import sys
@@ -45,14 +45,15 @@ def test_exported_file_round_trip_in_a_fresh_process(tiny, tmp_path):
   assert len(np.unique(expected)) > 1  # the model does not answer one class everywhere
 
 
-def test_fixed_batch_probabilities_export(tiny):
+def test_export_mode_fixed_batch_probabilities_from_a_checkpoint(tiny, tmp_path):
   config, model, variables = tiny
-  infer = export.inference_function(model, variables, config.data.mean, config.data.std,
-                                    inference.Setting(), 'probabilities')
-  exported = export.export(infer, image_size=32, batch_size=2)
+  save_checkpoint(str(tmp_path), config, variables, 7)
+  config.export.image_size, config.export.batch_size, config.export.output = 32, 2, 'probabilities'
+  path = run.export_model(config, str(tmp_path), log=lambda _: None)
+  assert path == str(tmp_path / 'export' / 'step7_32_b2_probabilities.jax')
+  exported = export.load(path)
   assert str(exported.out_avals[0]) == f'float32[2,32,32,{config.data.num_classes}]'
   images = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
   normalised = (images - np.float32(config.data.mean)) / np.float32(config.data.std)
   expected = jax.nn.softmax(model.apply(variables, normalised)['logits'], -1)
-  reloaded = jax.export.deserialize(exported.serialize())
-  np.testing.assert_allclose(reloaded.call(images), expected, atol=1e-5)
+  np.testing.assert_allclose(exported.call(images), expected, atol=1e-5)
