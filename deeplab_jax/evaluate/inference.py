@@ -91,7 +91,8 @@ def tiled_probabilities(probs_fn: Callable[[np.ndarray], np.ndarray], image: np.
 
   Every window is run whole (the last row/column of windows is moved flush with the image edge;
   windows of images smaller than a tile are zero-padded, i.e. with the mean pixel) and overlapping
-  probabilities are averaged, so memory depends on the tile size only.
+  probabilities are averaged, so accelerator memory depends on the tile size only (the host holds the
+  [H, W, C] sum).
 
   Args:
     probs_fn: [1, tile, tile, 3] -> [1, tile, tile, C] probabilities.

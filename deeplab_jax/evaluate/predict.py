@@ -3,7 +3,8 @@
 Images are read as users expect: EXIF orientation applied, greyscale / palette / CMYK converted to
 RGB, transparency composited onto white, 16-bit scaled to 8-bit. Files that are not images are
 skipped with a warning. Images whose longer side exceeds predict.max_size are predicted by
-overlapping tiles, so memory depends on the tile size and not on the image.
+overlapping tiles, so accelerator memory depends on the tile size and not on the image (the host
+holds the image and its [H, W, C] probability sum; PIL refuses decompression bombs, which are skipped).
 """
 import os
 from typing import Callable
