@@ -35,15 +35,10 @@ def config_setting(config: ml_collections.ConfigDict) -> inference.Setting:
   return inference.Setting(tuple(float(s) for s in config.eval.scales), bool(config.eval.flip))
 
 
-def logits_fn(model):
-  """(variables, images) -> logits of a DeepLab model."""
-  return lambda variables, images: model.apply(variables, images)['logits']
-
-
 def eval_step(variables: dict, batch: dict, *, model, setting: inference.Setting, num_classes: int,
               ignore_label: int) -> tuple[jax.Array, jax.Array]:
   """(confusion [C, C], predictions [B, H, W] uint8/int32) of one batch under `setting`."""
-  probs = inference.probabilities(logits_fn(model), variables, batch['image'], setting)
+  probs = inference.probabilities(inference.model_logits(model), variables, batch['image'], setting)
   predictions = jnp.argmax(probs, -1).astype(jnp.uint8 if num_classes <= 256 else jnp.int32)
   confusion = metrics.confusion_matrix(batch['label'], predictions.astype(jnp.int32), num_classes,
                                        ignore_label)

@@ -26,7 +26,7 @@ def inference_function(model, variables: dict, mean, std, setting: inference.Set
   """
   if output not in OUTPUTS:
     raise UserError(f'Unknown export output {output!r} (config export.output); known: {OUTPUTS}.')
-  logits = lambda v, x: model.apply(v, x)['logits']  # noqa: E731
+  logits = inference.model_logits(model)
 
   def infer(images):
     x = (images.astype(jnp.float32) - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)

@@ -34,6 +34,11 @@ class Setting:
     return tuple(self.scales) == (1.0,) and not self.flip
 
 
+def model_logits(model) -> LogitsFn:
+  """The LogitsFn of a DeepLab module (its 'logits' output)."""
+  return lambda variables, images: model.apply(variables, images)['logits']
+
+
 def parse_setting(text: str) -> Setting:
   """'0.5,0.75,1+flip' -> Setting((0.5, 0.75, 1.0), True); raises UserError on a bad string."""
   body, _, suffix = text.strip().partition('+')

@@ -124,6 +124,6 @@ def predict_files(probs_fn: ProbsFn, paths: list[str], out_dir: str,
 
 def make_probs_fn(model, variables: dict, setting: inference.Setting) -> ProbsFn:
   """A jitted [1, H, W, 3] -> [1, H, W, C] probability function (compiled once per input size)."""
-  logits = lambda v, x: model.apply(v, x)['logits']  # noqa: E731
+  logits = inference.model_logits(model)
   run = jax.jit(lambda v, x: inference.probabilities(logits, v, x, setting))
   return lambda images: run(variables, images)

@@ -24,15 +24,23 @@ def _restore(config: ml_collections.ConfigDict, workdir: str, mesh, log) -> tupl
 
 
 def _settings(config: ml_collections.ConfigDict) -> list[tuple[inference.Setting, str]]:
-  """(setting, file suffix): config.eval's own without a suffix, then each extra with its tag."""
-  extra = [inference.parse_setting(s) for s in config.eval.extra_settings]
-  return [(evaluator.config_setting(config), '')] + [(s, '_' + s.tag) for s in extra]
+  """(setting, file suffix) for config.eval's own setting, then each of eval.extra_settings.
+
+  Only the plain setting at the training output stride (what training's own evaluation computes) is
+  written without a suffix; any other gets '_os<N>_<setting>', so no result overwrites another.
+  """
+  output_stride = evaluator.eval_output_stride(config)
+  settings = [evaluator.config_setting(config)]
+  settings += [inference.parse_setting(s) for s in config.eval.extra_settings]
+  plain = lambda s: s.is_plain and output_stride == config.model.output_stride  # noqa: E731
+  return [(s, '' if plain(s) else f'_os{output_stride}_{s.tag}') for s in settings]
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, log=print) -> list[dict]:
   """Evaluates a checkpoint on config.data.eval_split under every configured inference setting.
 
-  Writes WORKDIR/eval/<split>_step<N>[_<setting>].json, pictures and TensorBoard; returns the results.
+  Writes WORKDIR/eval/<split>_step<N>[_os<N>_<setting>].json, pictures and TensorBoard; returns the
+  results.
   """
   mesh = steps.make_mesh()
   variables, step = _restore(config, workdir, mesh, log)

@@ -57,7 +57,8 @@ def test_eval_mode_at_output_stride_8_of_a_run_trained_at_16(tiny, tmp_path, syn
   results = run.evaluate_checkpoint(config, workdir, log=lines.append)
   assert [r['output_stride'] for r in results] == [8, 8]
   assert [(r['scales'], r['flip']) for r in results] == [([1.0], False), ([0.5], True)]
-  for name in ('val_step3', 'val_step3_s0.5_flip'):
+  assert not os.path.exists(os.path.join(workdir, 'eval', 'val_step3.json'))
+  for name in ('val_step3_os8_s1', 'val_step3_os8_s0.5_flip'):  # training's val_step3.json kept
     with open(os.path.join(workdir, 'eval', name + '.json')) as f:
       saved = json.load(f)
     assert saved['step'] == 3 and saved['output_stride'] == 8 and 0 <= saved['miou'] <= 1
