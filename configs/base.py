@@ -74,4 +74,24 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.eval = evaluation = ml_collections.ConfigDict()
   evaluation.batch_size = 8  # global eval batch
+  evaluation.step = 0  # checkpoint step that --mode=eval/predict/export restores; 0 = the latest
+  evaluation.scales = (1.0,)  # input scales, softmax averaged at input size; MS: 0.5..1.75 step 0.25
+  evaluation.flip = False  # also average the left-right flipped input (DeepLabv3: +0.32 mIoU)
+  evaluation.extra_settings = ()  # more 'scales[+flip]' settings --mode=eval reports, e.g. '0.5,1,1.5+flip'
+  evaluation.num_images = 4  # (image, label, prediction) examples drawn per evaluation
+
+  config.predict = predict = ml_collections.ConfigDict()
+  predict.input = ''  # --mode=predict: an image file or a folder of images
+  predict.output_dir = ''  # label PNGs and overlays go here; '' = WORKDIR/predict
+  predict.max_size = 1024  # images with a longer side are predicted by overlapping tiles
+  predict.tile_size = 513  # tile side (DeepLab's eval crop)
+  predict.tile_overlap = 0.33  # fraction of a tile shared with its neighbour
+  predict.pad_multiple = 32  # whole images are padded up to a multiple of this (fewer recompiles)
+
+  config.export = export = ml_collections.ConfigDict()
+  export.path = ''  # --mode=export writes the serialized jax.export file here; '' = WORKDIR/export/...
+  export.image_size = 513  # exported input is uint8 [B, image_size, image_size, 3]
+  export.batch_size = 0  # fixed batch size; 0 = symbolic (any batch)
+  export.output = 'labels'  # 'labels' (int32 [B, H, W]) or 'probabilities' (float32 [B, H, W, C])
+  export.platforms = ()  # e.g. ('cpu', 'cuda'); () = the platform this runs on
   return config

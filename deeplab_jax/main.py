@@ -13,7 +13,10 @@ _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file, e.g. con
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder: checkpoints, logs, config.json, eval/. '
                                'Default: runs/<config file name>.')
-_MODE = flags.DEFINE_enum('mode', 'train', ['train'], 'train: train (resuming if possible), then evaluate.')
+_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict', 'export'],
+                          'train: train (resuming if possible), then evaluate. eval: evaluate a '
+                          'checkpoint (--config.eval.step, default latest). predict: label PNGs of '
+                          '--config.predict.input. export: jax.export file of the inference function.')
 flags.mark_flag_as_required('config')
 
 
@@ -33,7 +36,10 @@ def parse_flags(argv):
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # progress and results are printed; library INFO is noise
-  from deeplab_jax.train import loop  # after flag parsing, so --help is fast
+  from deeplab_jax.evaluate import run  # after flag parsing, so --help is fast
+  from deeplab_jax.train import loop
+  modes = {'train': loop.train_and_evaluate, 'eval': run.evaluate_checkpoint,
+           'predict': run.predict_images, 'export': run.export_model}
   config_file = flags.FLAGS['config'].config_filename
   workdir = _WORKDIR.value or os.path.join('runs', os.path.splitext(os.path.basename(config_file))[0])
   try:
@@ -42,7 +48,7 @@ def main(argv):
       config.keys()  # a config file that failed to load raises its error on first use
     except Exception as e:  # the config file itself failed to load or run
       raise UserError(f'Cannot load config file {config_file}: {type(e).__name__}: {e}') from e
-    loop.train_and_evaluate(config, workdir)
+    modes[_MODE.value](config, workdir)
   except UserError as e:
     print(f'error: {e}', file=sys.stderr, flush=True)
     sys.exit(2)

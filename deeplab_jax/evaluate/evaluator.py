@@ -1,59 +1,162 @@
-"""One evaluation pass over a split: confusion matrix -> metrics -> WORKDIR/eval/<split>_step<N>.json."""
+"""One evaluation pass over a split: confusion matrix -> metrics -> WORKDIR/eval/<split>_step<N>.json.
+
+The pass runs the config's inference setting (eval.scales, eval.flip) at the eval output stride, sums
+one confusion matrix over the whole split (padding and the ignore label excluded), and keeps the first
+few (image, label, prediction) examples for pictures. `write_results` writes the JSON, a
+confusion-matrix heatmap PNG, a PNG of the examples, and the same to TensorBoard under WORKDIR/eval.
+"""
+import functools
 import json
 import os
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from clu import metric_writers
 from jax.sharding import Mesh
+from PIL import Image
 
 from deeplab_jax.data import pipeline
 from deeplab_jax.data.voc import Split
-from deeplab_jax.evaluate import metrics
+from deeplab_jax.evaluate import inference, metrics, visualize
 from deeplab_jax.models.deeplab import build_model
 from deeplab_jax.train import steps
+
+SCALARS = ('miou', 'pixel_accuracy', 'mean_class_accuracy', 'frequency_weighted_iou')
 
 
 def eval_output_stride(config: ml_collections.ConfigDict) -> int:
   return config.model.eval_output_stride or config.model.output_stride
 
 
+def config_setting(config: ml_collections.ConfigDict) -> inference.Setting:
+  """The inference setting of config.eval (scales, flip)."""
+  return inference.Setting(tuple(float(s) for s in config.eval.scales), bool(config.eval.flip))
+
+
+def eval_step(variables: dict, batch: dict, *, model, setting: inference.Setting, num_classes: int,
+              ignore_label: int) -> tuple[jax.Array, jax.Array]:
+  """(confusion [C, C], predictions [B, H, W] uint8/int32) of one batch under `setting`."""
+  probs = inference.probabilities(inference.model_logits(model), variables, batch['image'], setting)
+  predictions = jnp.argmax(probs, -1).astype(jnp.uint8 if num_classes <= 256 else jnp.int32)
+  confusion = metrics.confusion_matrix(batch['label'], predictions.astype(jnp.int32), num_classes,
+                                       ignore_label)
+  return confusion, predictions
+
+
+def jit_eval_step(mesh: Mesh, model, setting: inference.Setting, num_classes: int, ignore_label: int):
+  step = functools.partial(eval_step, model=model, setting=setting, num_classes=num_classes,
+                           ignore_label=ignore_label)
+  # Predictions come back replicated: only the first batch's are read, and uint8 is cheap to gather.
+  return jax.jit(step, in_shardings=(steps.replicated(mesh), steps.batch_sharding(mesh)),
+                 out_shardings=(steps.replicated(mesh), steps.replicated(mesh)))
+
+
 def evaluate(variables: dict, split: Split, config: ml_collections.ConfigDict, mesh: Mesh,
-             shard: pipeline.Shard = pipeline.Shard(), log=print) -> dict:
-  """Metrics of `variables` on the whole split at the config's eval output stride."""
+             shard: pipeline.Shard = pipeline.Shard(), log=print, *,
+             setting: inference.Setting | None = None, output_stride: int | None = None) -> dict:
+  """Metrics of `variables` on the whole split (see metrics.summarize) and pictures of examples.
+
+  Returns:
+    metrics.summarize's dict plus split, num_images, output_stride, scales, flip, confusion_matrix and
+    'samples': (image | label | prediction) RGB pictures of the first config.eval.num_images images
+    (write_results draws them and leaves them out of the JSON).
+
+
+  Args:
+    setting: scales and flip; default: config.eval.scales and config.eval.flip.
+    output_stride: default: config.model.eval_output_stride, else the training one.
+  """
   data = config.data
-  model = build_model(config.model, data.num_classes, train=False,
-                      output_stride=eval_output_stride(config))
-  step_fn = steps.jit_eval_step(mesh, model, data.num_classes, data.ignore_label)
+  setting = setting or config_setting(config)
+  output_stride = output_stride or eval_output_stride(config)
+  model = build_model(config.model, data.num_classes, train=False, output_stride=output_stride)
+  step_fn = jit_eval_step(mesh, model, setting, data.num_classes, data.ignore_label)
   confusion = np.zeros((data.num_classes, data.num_classes), np.int64)
-  total = pipeline.num_eval_batches(split, config.eval.batch_size)
+  total, samples = pipeline.num_eval_batches(split, config.eval.batch_size), None
   for i, batch in enumerate(pipeline.eval_batches(split, data, config.eval.batch_size, shard)):
-    confusion += np.asarray(step_fn(variables, steps.global_batch(batch, mesh)))
+    batch_confusion, predictions = step_fn(variables, steps.global_batch(batch, mesh))
+    confusion += np.asarray(batch_confusion)
+    if samples is None:
+      samples = _triples(batch, np.asarray(predictions), min(config.eval.num_images, len(split)), data)
     if (i + 1) % 20 == 0 or i + 1 == total:
-      log(f'  eval {split.name}: batch {i + 1}/{total}')
+      log(f'  eval {split.name} ({setting.tag}, OS {output_stride}): batch {i + 1}/{total}')
   results = metrics.summarize(confusion, data.class_names)
-  results.update(split=split.name, num_images=len(split), output_stride=eval_output_stride(config),
-                 confusion_matrix=confusion.tolist())
+  results.update(split=split.name, num_images=len(split), output_stride=output_stride,
+                 scales=list(setting.scales), flip=setting.flip, confusion_matrix=confusion.tolist(),
+                 samples=samples)
   return results
 
 
-def write_results(workdir: str, split: str, step: int, results: dict) -> str:
-  """Writes WORKDIR/eval/<split>_step<N>.json and returns its path."""
-  path = os.path.join(workdir, 'eval', f'{split}_step{step}.json')
+def _triples(batch: dict, predictions: np.ndarray, count: int, data) -> list[np.ndarray]:
+  """(image | label | prediction) pictures of the first `count` examples of a local batch."""
+  return [visualize.eval_triple(batch['image'][i], batch['label'][i], predictions[i], data.mean,
+                                data.std, data.ignore_label)
+          for i in range(min(count, len(batch['image'])))]
+
+
+def _save_png(path: str, picture: np.ndarray) -> None:
+  Image.fromarray(picture).save(path)
+
+
+def write_pictures(workdir: str, name: str, results: dict) -> dict:
+  """Writes WORKDIR/eval/<name>_confusion.png (and _examples.png); returns them by TensorBoard tag."""
+  names = list(results['per_class_iou'])
+  pictures = {'confusion': visualize.confusion_heatmap(np.asarray(results['confusion_matrix']), names)}
+  if results.get('samples'):
+    pictures['examples'] = _stack_rows(results['samples'])
+  for kind, picture in pictures.items():
+    _save_png(os.path.join(workdir, 'eval', f'{name}_{kind}.png'), picture)
+  return pictures
+
+
+def _stack_rows(pictures: list[np.ndarray], gap: int = 4) -> np.ndarray:
+  """RGB pictures of any sizes stacked top to bottom on white."""
+  width = max(p.shape[1] for p in pictures)
+  rows = [np.pad(p, ((0, gap), (0, width - p.shape[1]), (0, 0)), constant_values=255) for p in pictures]
+  return np.concatenate(rows)[:-gap]
+
+
+def _write_tensorboard(workdir: str, step: int, prefix: str, results: dict, pictures: dict) -> None:
+  """Scalars and pictures to the TensorBoard run WORKDIR/eval (next to the training run in WORKDIR)."""
+  writer = metric_writers.create_default_writer(os.path.join(workdir, 'eval'), just_logging=False)
+  writer.write_scalars(step, {f'{prefix}/{k}': results[k] for k in SCALARS})
+  writer.write_images(step, {f'{prefix}/{k}': v[None] for k, v in pictures.items()})
+  writer.close()
+
+
+def write_results(workdir: str, split: str, step: int, results: dict, *, suffix: str = '',
+                  tensorboard: bool = True) -> str:
+  """Writes WORKDIR/eval/<split>_step<N><suffix>.json, its pictures and TensorBoard; returns the path.
+
+  Args:
+    suffix: tells several inference settings of one checkpoint apart, e.g. '_s0.5-1-1.5_flip'.
+    tensorboard: also write the scalars and pictures to the TensorBoard run WORKDIR/eval.
+  """
+  name = f'{split}_step{step}{suffix}'
+  path = os.path.join(workdir, 'eval', name + '.json')
   if jax.process_index() == 0:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, 'w') as f:
-      json.dump(dict(results, step=step), f, indent=1)
+      json.dump(dict({k: v for k, v in results.items() if k != 'samples'}, step=step), f, indent=1)
+    pictures = write_pictures(workdir, name, results)
+    if tensorboard:
+      _write_tensorboard(workdir, step, f'eval_{split}{suffix}', results, pictures)
   return path
 
 
 def format_results(results: dict) -> str:
-  """A per-class IoU table and the summary line."""
-  lines = [f'{"class":<16} {"IoU":>7} {"pixels":>12}']
+  """A per-class IoU / accuracy table and the summary lines."""
+  lines = [f'{"class":<16} {"IoU":>7} {"acc":>7} {"pixels":>12}']
+  accuracy = results.get('per_class_accuracy', {})
   for name, iou in results['per_class_iou'].items():
-    shown = '    n/a' if iou is None else f'{100 * iou:7.2f}'
-    lines.append(f'{name:<16} {shown} {results["pixels_per_class"][name]:>12}')
+    shown = [' ' * 4 + 'n/a' if v is None else f'{100 * v:7.2f}' for v in (iou, accuracy.get(name))]
+    lines.append(f'{name:<16} {shown[0]} {shown[1]} {results["pixels_per_class"][name]:>12}')
+  setting = inference.Setting(tuple(results.get('scales', (1.0,))), results.get('flip', False))
   lines.append(f'mIoU {100 * results["miou"]:.2f}  pixel accuracy {100 * results["pixel_accuracy"]:.2f}'
-               f'  ({results["num_images"]} images, {results["split"]}, output stride '
-               f'{results["output_stride"]})')
+               f'  mean class accuracy {100 * results.get("mean_class_accuracy", float("nan")):.2f}'
+               f'  fw IoU {100 * results.get("frequency_weighted_iou", float("nan")):.2f}')
+  lines.append(f'({results["num_images"]} images, {results["split"]}, output stride '
+               f'{results["output_stride"]}, scales {list(setting.scales)}, flip {setting.flip})')
   return '\n'.join(lines)

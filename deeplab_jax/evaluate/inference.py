@@ -1,0 +1,121 @@
+"""Multi-scale and flip inference, as DeepLab v2/v3 evaluate: softmax averaged at the input resolution.
+
+Each scale s resizes the input to round(s * H) x round(s * W), runs the model there, and resizes the
+class probabilities back to H x W; with flip the same is done on the left-right mirrored input and the
+result is mirrored back. The average of all these probabilities is the prediction. Also: settings
+parsed from strings ('0.5,0.75,1+flip'), and sliding-window tiles for images too large to run whole.
+"""
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from deeplab_jax.errors import UserError
+
+# (variables, images [B, H, W, 3] normalised) -> logits [B, H, W, C] at the input size.
+LogitsFn = Callable[[dict, jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+  """One inference setting: the input scales and whether flipped inputs are added."""
+  scales: tuple[float, ...] = (1.0,)
+  flip: bool = False
+
+  @property
+  def tag(self) -> str:
+    """A file-name-safe name, e.g. 's0.5-0.75-1_flip'."""
+    return 's' + '-'.join(f'{s:g}' for s in self.scales) + ('_flip' if self.flip else '')
+
+  @property
+  def is_plain(self) -> bool:
+    return tuple(self.scales) == (1.0,) and not self.flip
+
+
+def model_logits(model) -> LogitsFn:
+  """The LogitsFn of a DeepLab module (its 'logits' output)."""
+  return lambda variables, images: model.apply(variables, images)['logits']
+
+
+def parse_setting(text: str) -> Setting:
+  """'0.5,0.75,1+flip' -> Setting((0.5, 0.75, 1.0), True); raises UserError on a bad string."""
+  body, _, suffix = text.strip().partition('+')
+  try:
+    scales = tuple(float(s) for s in body.split(',') if s.strip())
+  except ValueError:
+    scales = ()
+  if not scales or any(s <= 0 for s in scales) or suffix not in ('', 'flip'):
+    raise UserError(f'Bad inference setting {text!r} (config eval.extra_settings): expected positive '
+                    "comma-separated scales, optionally followed by '+flip', e.g. '0.5,1,1.5+flip'.")
+  return Setting(scales, suffix == 'flip')
+
+
+def _resize(x: jax.Array, size: tuple[int, int]) -> jax.Array:
+  """Bilinear resize of [B, H, W, C] (half-pixel centres, no antialiasing: DeepLab's sampling)."""
+  if tuple(x.shape[1:3]) == tuple(size):
+    return x
+  return jax.image.resize(x, (x.shape[0], *size, x.shape[3]), 'bilinear', antialias=False)
+
+
+def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+  return tuple(max(1, int(round(d * scale))) for d in size)
+
+
+def probabilities(logits_fn: LogitsFn, variables: dict, images: jax.Array,
+                  setting: Setting = Setting()) -> jax.Array:
+  """Class probabilities [B, H, W, C] of images [B, H, W, 3], averaged over scales (and flips).
+
+  With the plain setting ((1.0,), no flip) this is softmax(logits_fn(variables, images)).
+  """
+  size = images.shape[1:3]
+  total, count = 0.0, 0
+  for scale in setting.scales:
+    scaled = _resize(images, scaled_size(size, scale))
+    flips = (False, True) if setting.flip else (False,)
+    for flipped in flips:
+      x = scaled[:, :, ::-1] if flipped else scaled
+      probs = jax.nn.softmax(logits_fn(variables, x).astype(jnp.float32), axis=-1)
+      probs = probs[:, :, ::-1] if flipped else probs
+      total, count = total + _resize(probs, size), count + 1
+  return total / count
+
+
+def _tile_starts(length: int, tile: int, stride: int) -> list[int]:
+  """Window starts covering [0, length) with windows of `tile`, the last one flush with the end."""
+  if length <= tile:
+    return [0]
+  starts = list(range(0, length - tile, stride))
+  return starts + [length - tile]
+
+
+def tiled_probabilities(probs_fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, tile: int,
+                        overlap: float) -> np.ndarray:
+  """Probabilities [H, W, C] of a large normalised image [H, W, 3] from overlapping tile x tile windows.
+
+  Every window is run whole (the last row/column of windows is moved flush with the image edge;
+  windows of images smaller than a tile are zero-padded, i.e. with the mean pixel) and overlapping
+  probabilities are averaged, so accelerator memory depends on the tile size only (the host holds the
+  [H, W, C] sum).
+
+  Args:
+    probs_fn: [1, tile, tile, 3] -> [1, tile, tile, C] probabilities.
+    image: normalised image [H, W, 3].
+    tile: window side in pixels.
+    overlap: fraction of a window shared with its neighbour, in [0, 1).
+  """
+  height, width = image.shape[:2]
+  stride = max(1, int(tile * (1 - overlap)))
+  total, count = None, np.zeros((height, width, 1), np.float32)
+  for top in _tile_starts(height, tile, stride):
+    for left in _tile_starts(width, tile, stride):
+      window = image[top:top + tile, left:left + tile]
+      h, w = window.shape[:2]
+      padded = np.pad(window, ((0, tile - h), (0, tile - w), (0, 0)))
+      probs = np.asarray(probs_fn(padded[None]))[0, :h, :w]
+      if total is None:
+        total = np.zeros((height, width, probs.shape[-1]), np.float32)
+      total[top:top + h, left:left + w] += probs
+      count[top:top + h, left:left + w] += 1
+  return total / count

@@ -1,0 +1,88 @@
+"""The --mode=eval, predict and export entry points: restore a trained run's variables, then act.
+
+Each restores only params and BatchNorm statistics from WORKDIR/checkpoints (config.eval.step, or the
+latest) and builds the inference model at the eval output stride, so a run trained at OS 16 is used
+at OS 8 by --config.model.eval_output_stride=8.
+"""
+import os
+
+import jax
+import ml_collections
+
+from deeplab_jax.data import datasets, pipeline
+from deeplab_jax.evaluate import evaluator, export, inference, predict, restore
+from deeplab_jax.models.deeplab import build_model
+from deeplab_jax.train import steps
+
+
+def _restore(config: ml_collections.ConfigDict, workdir: str, mesh, log) -> tuple[dict, int]:
+  directory = os.path.join(workdir, 'checkpoints')
+  variables, step = restore.restore_variables(directory, config, config.eval.step,
+                                              steps.replicated(mesh))
+  log(f'Restored params and batch statistics of step {step} from {directory}')
+  return variables, step
+
+
+def _settings(config: ml_collections.ConfigDict) -> list[tuple[inference.Setting, str]]:
+  """(setting, file suffix) for config.eval's own setting, then each of eval.extra_settings.
+
+  Only the plain setting at the training output stride (what training's own evaluation computes) is
+  written without a suffix; any other gets '_os<N>_<setting>', so no result overwrites another.
+  """
+  output_stride = evaluator.eval_output_stride(config)
+  settings = [evaluator.config_setting(config)]
+  settings += [inference.parse_setting(s) for s in config.eval.extra_settings]
+  plain = lambda s: s.is_plain and output_stride == config.model.output_stride  # noqa: E731
+  return [(s, '' if plain(s) else f'_os{output_stride}_{s.tag}') for s in settings]
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, log=print) -> list[dict]:
+  """Evaluates a checkpoint on config.data.eval_split under every configured inference setting.
+
+  Writes WORKDIR/eval/<split>_step<N>[_os<N>_<setting>].json, pictures and TensorBoard; returns the
+  results.
+  """
+  mesh = steps.make_mesh()
+  variables, step = _restore(config, workdir, mesh, log)
+  _, split = datasets.load_splits(config.data, log)
+  shard = pipeline.Shard(jax.process_index(), jax.process_count())
+  all_results = []
+  for setting, suffix in _settings(config):
+    results = evaluator.evaluate(variables, split, config, mesh, shard, log, setting=setting)
+    path = evaluator.write_results(workdir, split.name, step, results, suffix=suffix)
+    log(evaluator.format_results(results))
+    log(f'Wrote {path}')
+    all_results.append(results)
+  return all_results
+
+
+def _inference_model(config: ml_collections.ConfigDict):
+  return build_model(config.model, config.data.num_classes, train=False,
+                     output_stride=evaluator.eval_output_stride(config))
+
+
+def predict_images(config: ml_collections.ConfigDict, workdir: str, log=print) -> list[str]:
+  """Label PNGs + overlays of config.predict.input in config.predict.output_dir (or WORKDIR/predict)."""
+  paths = predict.list_inputs(config.predict.input)
+  mesh = steps.make_mesh(jax.local_devices()[:1])  # one image at a time: one device
+  variables, _ = _restore(config, workdir, mesh, log)
+  probs_fn = predict.make_probs_fn(_inference_model(config), variables,
+                                   evaluator.config_setting(config))
+  out_dir = config.predict.output_dir or os.path.join(workdir, 'predict')
+  written = predict.predict_files(probs_fn, paths, out_dir, config, log)
+  log(f'Wrote {len(written)} label PNG(s) and overlays to {out_dir} '
+      f'({len(paths) - len(written)} file(s) skipped)')
+  return written
+
+
+def export_model(config: ml_collections.ConfigDict, workdir: str, log=print) -> str:
+  """Serializes the inference function with its weights (jax.export) and returns the file's path."""
+  mesh = steps.make_mesh(jax.local_devices()[:1])
+  variables, step = _restore(config, workdir, mesh, log)
+  e = config.export
+  infer = export.inference_function(_inference_model(config), variables, config.data.mean,
+                                    config.data.std, evaluator.config_setting(config), e.output)
+  exported = export.export(infer, e.image_size, e.batch_size, e.platforms)
+  path = export.save(exported, e.path or export.default_path(workdir, config, step))
+  log(f'Exported {exported.in_avals[0]} -> {exported.out_avals[0]} for {exported.platforms} to {path}')
+  return path

@@ -1,0 +1,80 @@
+"""The evaluation pass and --mode=eval: plain-setting equivalence, OS 8 of an OS 16 run, outputs."""
+import glob
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from deeplab_jax.data import pipeline, voc
+from deeplab_jax.errors import UserError
+from deeplab_jax.evaluate import evaluator, restore, run
+from deeplab_jax.train import steps
+from tests.conftest import tiny_config
+from tests.evaluate.conftest import save_checkpoint
+
+
+def voc_config(root):
+  config = tiny_config(root)
+  config.data.dataset, config.data.label_dir, config.data.train_split = 'voc', 'SegmentationClass', 'train'
+  return config
+
+
+def test_single_scale_no_flip_equals_plain_eval(tiny, synthetic_root):
+  config, model, variables = tiny
+  config.data.root = synthetic_root
+  split = voc.read_split(synthetic_root, 'val', 'SegmentationClass')
+  mesh = steps.make_mesh()
+  variables = jax.device_put(variables, steps.replicated(mesh))
+  results = evaluator.evaluate(variables, split, config, mesh, log=lambda _: None)
+
+  plain = steps.jit_eval_step(mesh, model, config.data.num_classes, 255)
+  expected = sum(np.asarray(plain(variables, steps.global_batch(b, mesh)))
+                 for b in pipeline.eval_batches(split, config.data, config.eval.batch_size))
+  np.testing.assert_array_equal(results['confusion_matrix'], expected)
+  # Padding (to eval_size, and the batch filler) is excluded: only the label PNGs' own pixels count.
+  labelled = sum(int((np.asarray(Image.open(p)) != 255).sum()) for p in split.label_paths)
+  assert results['num_pixels'] == labelled
+  assert len(results['samples']) == min(config.eval.num_images, len(split))
+  h, w = np.asarray(Image.open(split.label_paths[0])).shape
+  assert results['samples'][0].shape == (h, 3 * w + 8, 3)
+
+
+def test_eval_mode_at_output_stride_8_of_a_run_trained_at_16(tiny, tmp_path, synthetic_root):
+  _, _, variables = tiny
+  config, workdir = voc_config(synthetic_root), str(tmp_path)
+  assert config.model.output_stride == 16
+  save_checkpoint(workdir, config, variables, 3)
+  restored, step = restore.restore_variables(os.path.join(workdir, 'checkpoints'), config)
+  assert step == 3
+  jax.tree.map(np.testing.assert_array_equal, restored, variables)
+
+  config.model.eval_output_stride = 8
+  config.eval.extra_settings = ('0.5+flip',)
+  lines = []
+  results = run.evaluate_checkpoint(config, workdir, log=lines.append)
+  assert [r['output_stride'] for r in results] == [8, 8]
+  assert [(r['scales'], r['flip']) for r in results] == [([1.0], False), ([0.5], True)]
+  assert not os.path.exists(os.path.join(workdir, 'eval', 'val_step3.json'))
+  for name in ('val_step3_os8_s1', 'val_step3_os8_s0.5_flip'):  # training's val_step3.json kept
+    with open(os.path.join(workdir, 'eval', name + '.json')) as f:
+      saved = json.load(f)
+    assert saved['step'] == 3 and saved['output_stride'] == 8 and 0 <= saved['miou'] <= 1
+    assert set(saved['per_class_iou']) == set(config.data.class_names)
+    for kind in ('confusion', 'examples'):
+      assert Image.open(os.path.join(workdir, 'eval', f'{name}_{kind}.png')).mode == 'RGB'
+  assert glob.glob(os.path.join(workdir, 'eval', 'events.out.tfevents.*'))
+  text = '\n'.join(lines)
+  assert 'Restored params and batch statistics of step 3' in text
+  assert 'triangle' in text and 'mean class accuracy' in text and 'output stride 8' in text
+
+  config.eval.step = 5
+  with pytest.raises(UserError, match=r'No checkpoint for step 5 .* has steps \[3\]'):
+    run.evaluate_checkpoint(config, workdir, log=lines.append)
+
+
+def test_eval_mode_without_checkpoints_says_what_to_do(tmp_path, synthetic_root):
+  with pytest.raises(UserError, match='Train first'):
+    run.evaluate_checkpoint(voc_config(synthetic_root), str(tmp_path), log=lambda _: None)
