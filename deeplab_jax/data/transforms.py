@@ -5,27 +5,49 @@ Every random choice is drawn from an explicit seed, so an example's augmentation
 """
 import numpy as np
 import tensorflow as tf
-from PIL import Image
+
+from deeplab_jax.data import reading
+
+# Per-backbone input normalisation: (mean, std) in RGB, applied as (x - mean) / std. 'inception' maps
+# [0, 255] to [-1, 1] as the official DeepLab does for Xception and MobileNet checkpoints.
+_INCEPTION = ((127.5, 127.5, 127.5), (127.5, 127.5, 127.5))
+NORMALIZATIONS = ('imagenet', 'inception')
 
 
-def read_label(path) -> np.ndarray:
-  """Class-index label [H, W] uint8 from a palette or greyscale PNG (TF would expand a palette to RGB)."""
-  path = path.decode() if isinstance(path, bytes) else str(path)
-  with Image.open(path) as png:
-    if png.mode not in ('P', 'L'):
-      raise ValueError(f'{path}: label PNG has mode {png.mode}; expected class indices (a palette or '
-                       'greyscale PNG), not a colour-coded RGB mask')
-    return np.asarray(png, np.uint8)
+def normalization(data) -> tuple[tuple[float, ...], tuple[float, ...]]:
+  """(mean, std) for data.normalization; 'imagenet' uses data.mean / data.std (torchvision's)."""
+  if data.normalization == 'imagenet':
+    return tuple(data.mean), tuple(data.std)
+  if data.normalization == 'inception':
+    return _INCEPTION
+  raise ValueError(f'data.normalization is {data.normalization!r}; expected one of {NORMALIZATIONS}')
 
 
-def load(image_path: tf.Tensor, label_path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-  """Decoded (image uint8 [H, W, 3], label uint8 [H, W]); an error names a file whose sizes differ."""
-  image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
-  label = tf.numpy_function(read_label, [label_path], tf.uint8, stateful=False)
-  label = tf.ensure_shape(label, [None, None])
-  tf.debugging.assert_equal(tf.shape(image)[:2], tf.shape(label), message=tf.strings.join(
-      ['image and label sizes differ: ', image_path, ' vs ', label_path]))
-  return image, label
+def _load_or_placeholder(image_path, label_path, table, skip: bool, fill):
+  """numpy side of load(): a checked pair and '' or, if skip, a 1x1 all-ignore pair and the problem."""
+  try:
+    image, label = reading.load_example(image_path, label_path, table)
+    return image, label, np.bytes_(b'')
+  except reading.BadExample as e:
+    if not skip:
+      raise
+    image = np.asarray(fill[0], np.uint8).reshape(1, 1, 3)
+    return image, np.full((1, 1), fill[1], np.uint8), np.bytes_(str(e).encode())
+
+
+def load(image_path, label_path, table: np.ndarray, ignore_label: int, skip: bool = False,
+         mean=(0, 0, 0)) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+  """(image uint8 [H, W, 3], label uint8 [H, W] mapped by table, problem string) of one example.
+
+  A bad example raises an error naming its file, or with skip becomes a 1x1 pair of the mean pixel and
+  the ignore label (so it adds nothing to loss or metrics while keeping every later position in place)
+  and a non-empty problem string.
+  """
+  fill = (np.round(mean).astype(np.uint8), ignore_label)
+  image, label, problem = tf.numpy_function(
+      lambda i, l: _load_or_placeholder(i, l, table, skip, fill), [image_path, label_path],
+      [tf.uint8, tf.uint8, tf.string], stateful=False)
+  return tf.ensure_shape(image, [None, None, 3]), tf.ensure_shape(label, [None, None]), problem
 
 
 def random_scale(image, label, seed, min_scale: float, max_scale: float, step: float):
