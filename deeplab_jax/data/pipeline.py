@@ -113,12 +113,10 @@ def _train_example(position, split: Split, data: ml_collections.ConfigDict, seed
   index = order[within]
   image, label, problem = _load(split, index, data)
   seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), position]), 3)
-  image, label = transforms.random_scale(image, label, seeds[0], data.min_scale, data.max_scale,
-                                         data.scale_step)
   mean, _ = transforms.normalization(data)
-  image, label = transforms.pad_to_size(image, label, data.crop_size, data.crop_size, mean,
-                                        data.ignore_label)
-  image, label = transforms.random_crop(image, label, data.crop_size, seeds[1])
+  image, label = transforms.scale_pad_crop(image, label, seeds[:2], data.crop_size,
+                                           (data.min_scale, data.max_scale, data.scale_step), mean,
+                                           data.ignore_label)
   if data.flip:
     image, label = transforms.random_flip(image, label, seeds[2])
   return _finish(image, label, problem, index, data, include_index)

@@ -50,15 +50,42 @@ def load(image_path, label_path, table: np.ndarray, ignore_label: int, skip: boo
   return tf.ensure_shape(image, [None, None, 3]), tf.ensure_shape(label, [None, None]), problem
 
 
-def random_scale(image, label, seed, min_scale: float, max_scale: float, step: float):
-  """Resize by a scale drawn from {min_scale, min_scale + step, ..., max_scale} (label: nearest)."""
+def _scale(label, seed, min_scale: float, max_scale: float, step: float):
+  """A scale from {min_scale, min_scale + step, ..., max_scale} and the label's size at that scale."""
   num = int(round((max_scale - min_scale) / step)) + 1 if step > 0 else 1
   index = tf.random.stateless_uniform([], seed, 0, num, dtype=tf.int32)
   scale = min_scale + step * tf.cast(index, tf.float32)
-  size = tf.cast(tf.round(tf.cast(tf.shape(label), tf.float32) * scale), tf.int32)
-  image = tf.image.resize(tf.cast(image, tf.float32), size, 'bilinear')
-  label = tf.image.resize(label[..., None], size, 'nearest')[..., 0]
-  return image, label
+  return scale, tf.cast(tf.round(tf.cast(tf.shape(label), tf.float32) * scale), tf.int32)
+
+
+def scale_pad_crop(image, label, seeds, size: int, scales: tuple[float, float, float], mean,
+                   ignore_label: int):
+  """Random scale, pad to size (image: mean pixel, label: ignore) and random size x size crop.
+
+  Only the source window that the crop can cover is resized: at scale 2 that is a quarter of the image,
+  so the cost no longer grows with the scale. The window's offset is drawn in source pixels (at scale s
+  the crop starts on a multiple of s); image (bilinear) and label (nearest) go through the same resize.
+
+  Args:
+    image: [H, W, 3] uint8; label: [H, W] uint8.
+    seeds: two stateless seeds, for the scale and the crop offset.
+    scales: (min_scale, max_scale, step).
+
+  Returns:
+    (image [size, size, 3] float32, label [size, size] uint8).
+  """
+  scale, _ = _scale(label, seeds[0], *scales)
+  source = tf.shape(label)
+  window = tf.minimum(tf.cast(tf.math.ceil(size / scale), tf.int32), source)
+  offsets = tf.random.stateless_uniform([2], seeds[1], 0, 2**30, dtype=tf.int32) % (source - window + 1)
+  top, left = offsets[0], offsets[1]
+  image = image[top:top + window[0], left:left + window[1]]
+  label = label[top:top + window[0], left:left + window[1]]
+  scaled = tf.cast(tf.round(tf.cast(window, tf.float32) * scale), tf.int32)
+  image = tf.image.resize(tf.cast(image, tf.float32), scaled, 'bilinear')
+  label = tf.image.resize(label[..., None], scaled, 'nearest')[..., 0]
+  image, label = pad_to_size(image, label, size, size, mean, ignore_label)
+  return image[:size, :size], label[:size, :size]
 
 
 def pad_to_size(image, label, height, width, mean, ignore_label: int):
@@ -69,14 +96,6 @@ def pad_to_size(image, label, height, width, mean, ignore_label: int):
   image = tf.pad(tf.cast(image, tf.float32) - mean, pads + [[0, 0]]) + mean
   label = tf.pad(label, pads, constant_values=ignore_label)
   return image, label
-
-
-def random_crop(image, label, size: int, seed):
-  """The same random size x size window of image and label (both at least that large)."""
-  h, w = tf.shape(label)[0], tf.shape(label)[1]
-  offsets = tf.random.stateless_uniform([2], seed, 0, 2**30, dtype=tf.int32)
-  top, left = offsets[0] % (h - size + 1), offsets[1] % (w - size + 1)
-  return image[top:top + size, left:left + size], label[top:top + size, left:left + size]
 
 
 def random_flip(image, label, seed):

@@ -195,3 +195,15 @@ def test_inception_normalisation_maps_to_minus_one_one_and_pads_with_zero(synthe
   data.normalization = 'caffe'
   with pytest.raises(ValueError, match="'caffe'"):
     next(pipeline.eval_batches(split, data, global_batch=1))
+
+
+def test_scale_one_crop_is_an_exact_window_of_the_padded_source(tmp_path):
+  data, split, (h, w) = _position_coded(tmp_path)
+  data.min_scale = data.max_scale = 1.0
+  data.crop_size, data.flip = 72, False  # taller than the 64-row source: the bottom rows are padding
+  source = np.asarray(Image.open(split.label_paths[0]))
+  padded = np.pad(source, [(0, 8), (0, 0)], constant_values=255).astype(int)
+  batch = next(pipeline.train_batches(split, data, seed=3, global_batch=6))
+  for label in batch['label']:
+    windows = [padded[:, left:left + 72] for left in range(w - 72 + 1)]
+    assert any(np.array_equal(label, window) for window in windows)
