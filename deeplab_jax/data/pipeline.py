@@ -96,10 +96,9 @@ def _load(split: Split, index, data: ml_collections.ConfigDict):
                          table, data.ignore_label, data.skip_bad_examples, mean)
 
 
-def _finish(image, label, problem, index, data, include_index: bool) -> dict:
-  mean, std = transforms.normalization(data)
-  example = {'image': transforms.normalize(image, mean, std), 'label': tf.cast(label, tf.int32),
-             'problem': problem}
+def _example(image, label, problem, index, include_index: bool) -> dict:
+  """The batch element: normalised image, int32 label, and what the loader found wrong ('' if nothing)."""
+  example = {'image': image, 'label': tf.cast(label, tf.int32), 'problem': problem}
   if include_index:
     example['index'] = tf.cast(index, tf.int32)
   return example
@@ -113,13 +112,13 @@ def _train_example(position, split: Split, data: ml_collections.ConfigDict, seed
   index = order[within]
   image, label, problem = _load(split, index, data)
   seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), position]), 3)
-  mean, _ = transforms.normalization(data)
+  mean, std = transforms.normalization(data)
   image, label = transforms.scale_pad_crop(image, label, seeds[:2], data.crop_size,
-                                           (data.min_scale, data.max_scale, data.scale_step), mean,
+                                           (data.min_scale, data.max_scale, data.scale_step), mean, std,
                                            data.ignore_label)
   if data.flip:
     image, label = transforms.random_flip(image, label, seeds[2])
-  return _finish(image, label, problem, index, data, include_index)
+  return _example(image, label, problem, index, include_index)
 
 
 def train_batches(split: Split, data: ml_collections.ConfigDict, seed: int, global_batch: int,
@@ -140,14 +139,14 @@ def _eval_example(position, split: Split, data: ml_collections.ConfigDict, inclu
   image, label, problem = _load(split, index, data)
   tf.debugging.assert_less_equal(tf.reduce_max(tf.shape(label)), data.eval_size, message=tf.strings.join(
       ['image larger than data.eval_size; raise it: ', tf.constant(split.image_paths)[index]]))
-  mean, _ = transforms.normalization(data)
+  mean, std = transforms.normalization(data)
   image, label = transforms.pad_to_size(image, label, data.eval_size, data.eval_size, mean,
                                         data.ignore_label)
   # Positions past the end fill the last batch; all-ignore labels keep them out of the metrics.
   label = tf.where(position < n, tf.cast(label, tf.int32), data.ignore_label)
   problem = tf.where(position < n, problem, '')  # a repeat of the last example is not counted twice
   index = tf.where(position < n, index, -1)
-  return _finish(image, label, problem, index, data, include_index)
+  return _example(transforms.normalize(image, mean, std), label, problem, index, include_index)
 
 
 def num_eval_batches(split: Split, global_batch: int) -> int:

@@ -28,7 +28,7 @@ def read_image(path) -> np.ndarray:
   try:
     with Image.open(path) as image:
       image.load()  # decode now: a truncated file fails here, not later with a vaguer message
-      return np.asarray(image.convert('RGB'))
+      return np.asarray(image if image.mode == 'RGB' else image.convert('RGB'))
   except (OSError, SyntaxError, ValueError) as e:  # Pillow's UnidentifiedImageError is an OSError
     raise BadExample(f'{path}: corrupt or unreadable image ({e})') from None
 
@@ -61,6 +61,10 @@ def read_raw_label(path) -> np.ndarray:
 
 def map_label(raw: np.ndarray, table: np.ndarray, path: str) -> np.ndarray:
   """raw [H, W] -> uint8 class indices / ignore via table; any value the table rejects is an error."""
+  if raw.dtype == np.uint8 and len(table) == 256:  # the common case: one lookup, one check
+    mapped = table[raw]
+    if mapped.min() >= 0:
+      return mapped.astype(np.uint8)
   raw = raw.astype(np.int64)
   out_of_table = (raw < 0) | (raw >= len(table))
   mapped = table[np.where(out_of_table, 0, raw)]

@@ -58,9 +58,9 @@ def _scale(label, seed, min_scale: float, max_scale: float, step: float):
   return scale, tf.cast(tf.round(tf.cast(tf.shape(label), tf.float32) * scale), tf.int32)
 
 
-def scale_pad_crop(image, label, seeds, size: int, scales: tuple[float, float, float], mean,
+def scale_pad_crop(image, label, seeds, size: int, scales: tuple[float, float, float], mean, std,
                    ignore_label: int):
-  """Random scale, pad to size (image: mean pixel, label: ignore) and random size x size crop.
+  """Random scale, normalise, pad to size (image: mean pixel, label: ignore), random size x size crop.
 
   Only the source window that the crop can cover is resized: at scale 2 that is a quarter of the image,
   so the cost no longer grows with the scale. The window's offset is drawn in source pixels (at scale s
@@ -72,7 +72,7 @@ def scale_pad_crop(image, label, seeds, size: int, scales: tuple[float, float, f
     scales: (min_scale, max_scale, step).
 
   Returns:
-    (image [size, size, 3] float32, label [size, size] uint8).
+    (image [size, size, 3] float32 normalised by (mean, std), label [size, size] uint8).
   """
   scale, _ = _scale(label, seeds[0], *scales)
   source = tf.shape(label)
@@ -82,9 +82,10 @@ def scale_pad_crop(image, label, seeds, size: int, scales: tuple[float, float, f
   image = image[top:top + window[0], left:left + window[1]]
   label = label[top:top + window[0], left:left + window[1]]
   scaled = tf.cast(tf.round(tf.cast(window, tf.float32) * scale), tf.int32)
-  image = tf.image.resize(tf.cast(image, tf.float32), scaled, 'bilinear')
+  image = normalize(tf.image.resize(tf.cast(image, tf.float32), scaled, 'bilinear'), mean, std)
   label = tf.image.resize(label[..., None], scaled, 'nearest')[..., 0]
-  image, label = pad_to_size(image, label, size, size, mean, ignore_label)
+  # Normalised, the mean pixel is 0: pad with zeros, once.
+  image, label = pad_to_size(image, label, size, size, (0.0, 0.0, 0.0), ignore_label)
   return image[:size, :size], label[:size, :size]
 
 
@@ -92,8 +93,11 @@ def pad_to_size(image, label, height, width, mean, ignore_label: int):
   """Pad bottom/right to at least (height, width): image with the mean pixel, label with ignore."""
   h, w = tf.shape(label)[0], tf.shape(label)[1]
   pads = [[0, tf.maximum(height - h, 0)], [0, tf.maximum(width - w, 0)]]
-  mean = tf.constant(mean, tf.float32)
-  image = tf.pad(tf.cast(image, tf.float32) - mean, pads + [[0, 0]]) + mean
+  if any(mean):
+    mean = tf.constant(mean, tf.float32)
+    image = tf.pad(tf.cast(image, tf.float32) - mean, pads + [[0, 0]]) + mean
+  else:
+    image = tf.pad(tf.cast(image, tf.float32), pads + [[0, 0]])
   label = tf.pad(label, pads, constant_values=ignore_label)
   return image, label
 
