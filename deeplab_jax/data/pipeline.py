@@ -5,6 +5,13 @@ g // global_batch; host p of P reads positions [step * G + p * L, step * G + (p 
 L = G / P. Example g is element (g mod N) of the permutation of epoch g // N, drawn from (seed, epoch),
 and is augmented with randomness drawn from (seed, g). The stream is thus a pure function of
 (seed, step): resuming at step k starts at position k * G at no cost.
+
+Bad files: by default the first one read stops the run with an error naming it. With
+data.skip_bad_examples it is replaced in place by an all-ignore example (mean-pixel image) rather than
+dropped: dropping would shift every later position and break the (seed, step) contract, while an
+all-ignore example contributes nothing to loss or metrics. `Batches.num_bad` counts them, and each bad
+file is logged the first time. An up-front scan of every file would also be deterministic but costs a
+full decode of the dataset before step 1; `--mode=inspect_data` is that scan, on demand.
 """
 import dataclasses
 

@@ -46,7 +46,7 @@ def test_bad_input_is_an_error_naming_the_file(tmp_path, bad, message):
     next(batches)
 
 
-@pytest.mark.parametrize('bad', ['corrupt', 'values'])
+@pytest.mark.parametrize('bad', ['corrupt', 'size', 'values', 'rgb'])
 def test_skip_flag_counts_bad_examples_and_keeps_positions(tmp_path, bad):
   data, split = folder_with(tmp_path, bad)
   data.skip_bad_examples = True
