@@ -20,7 +20,8 @@ def for_config(data) -> np.ndarray:
   palette = voc_palette()
   if data.palette:
     colors = np.asarray(data.palette, np.int64)
-    if colors.ndim != 2 or colors.shape[1] != 3 or len(colors) > 256 or colors.min() < 0 or colors.max() > 255:
+    if (colors.ndim != 2 or colors.shape[1] != 3 or len(colors) > 256 or colors.min() < 0
+        or colors.max() > 255):
       raise ValueError(f'data.palette must be RGB triples in 0..255 (at most 256), got {data.palette!r}')
     palette[:len(colors)] = colors
   return palette

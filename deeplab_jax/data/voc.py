@@ -80,6 +80,9 @@ def _sbd_help(sbd_root: str) -> str:
 
 def train_aug_ids(voc_root: str, sbd_root: str) -> tuple[list[str], set[str]]:
   """(sorted train_aug ids, the VOC train ids among them): VOC train + SBD train + SBD val - VOC val."""
+  if not os.path.isdir(voc_root):
+    raise UserError(f'Dataset folder {voc_root} does not exist. '
+                    + _layout_help(voc_root, 'SegmentationClass'))
   voc_lists = os.path.join(voc_root, 'ImageSets', 'Segmentation')
   voc_train = read_ids(os.path.join(voc_lists, 'train.txt'), _layout_help(voc_root, 'SegmentationClass'))
   voc_val = read_ids(os.path.join(voc_lists, 'val.txt'), _layout_help(voc_root, 'SegmentationClass'))

@@ -24,7 +24,9 @@ def eval_labels(data, split):
   batches = pipeline.eval_batches(split, data, global_batch=len(split), include_index=True)
   batch = next(batches)
   assert batch['index'].tolist() == list(range(len(split)))
-  assert np.all(batch['label'][:, miniatures.H:] == 255) and np.all(batch['label'][:, :, miniatures.W:] == 255)
+  padding = np.ones(batch['label'].shape[1:], bool)
+  padding[:miniatures.H, :miniatures.W] = False
+  assert np.all(batch['label'][:, padding] == 255)
   return batch['label'][:, :miniatures.H, :miniatures.W]
 
 
@@ -123,3 +125,15 @@ def test_folder_list_file_of_pairs(tmp_path):
 def test_split_keeps_its_fields_for_other_callers(synthetic_root):
   split = voc.read_split(synthetic_root, 'train')
   assert split.label_map == 'identity' and len(split.image_paths) == len(split.label_paths) == 12
+
+
+def test_palette_from_config():
+  from deeplab_jax.data import palette
+  data = tiny_config().data
+  np.testing.assert_array_equal(palette.for_config(data), palette.voc_palette())
+  data.palette = ((1, 2, 3), (250, 251, 252))
+  colors = palette.for_config(data)
+  assert colors[:2].tolist() == [[1, 2, 3], [250, 251, 252]] and colors[2].tolist() == [0, 128, 0]
+  data.palette = ((1, 2),)
+  with pytest.raises(ValueError, match='RGB triples'):
+    palette.for_config(data)
