@@ -78,3 +78,24 @@ def test_list_file_naming_a_missing_image(tmp_path):
   with pytest.raises(UserError, match=f'listed in {tmp_path}/pairs.txt are missing, first: '
                                       f'{tmp_path}{os.sep}gone.jpg'):
     datasets.read_split(data, 'pairs.txt')
+
+
+def test_mat_file_without_gtcls_is_named(tmp_path):
+  import scipy.io
+  from deeplab_jax.data import reading
+  path = str(tmp_path / 'x.mat')
+  scipy.io.savemat(path, {'GTinst': {'Segmentation': np.zeros((4, 4), np.uint8)}})
+  with pytest.raises(reading.BadExample, match=r'x\.mat: not an SBD class annotation with GTcls'):
+    reading.read_raw_label(path)
+
+
+def test_cityscapes_and_ade20k_name_what_is_missing(tmp_path):
+  root = miniatures.cityscapes(str(tmp_path / 'cs'))
+  os.remove(os.path.join(root, 'gtFine', 'val', 'frankfurt', 'frankfurt_000000_000000_gtFine_labelIds.png'))
+  data = tiny_config(root).data
+  data.dataset, data.num_classes = 'cityscapes', 19
+  with pytest.raises(UserError, match='1 label file.*missing, first: .*frankfurt_000000_000000_gtFine_labelIds'):
+    datasets.read_split(data, 'val')
+  data.dataset, data.root, data.num_classes = 'ade20k', str(tmp_path / 'cs'), 150
+  with pytest.raises(UserError, match='images/training not found.*ADEChallengeData2016'):
+    datasets.read_split(data, 'training')
