@@ -1,6 +1,8 @@
 """The PASCAL VOC colour map: label value -> RGB, used for label PNGs and for visualisation."""
 import numpy as np
 
+from deeplab_jax.errors import UserError
+
 
 def voc_palette(num_colors: int = 256) -> np.ndarray:
   """[num_colors, 3] uint8; bits of the label value spread over the high bits of R, G and B."""
@@ -22,6 +24,6 @@ def for_config(data) -> np.ndarray:
     colors = np.asarray(data.palette, np.int64)
     if (colors.ndim != 2 or colors.shape[1] != 3 or len(colors) > 256 or colors.min() < 0
         or colors.max() > 255):
-      raise ValueError(f'data.palette must be RGB triples in 0..255 (at most 256), got {data.palette!r}')
+      raise UserError(f'data.palette must be RGB triples in 0..255 (at most 256), got {data.palette!r}')
     palette[:len(colors)] = colors
   return palette

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab_jax.data import reading
+from deeplab_jax.errors import UserError
 
 # Per-backbone input normalisation: (mean, std) in RGB, applied as (x - mean) / std. 'inception' maps
 # [0, 255] to [-1, 1] as the official DeepLab does for Xception and MobileNet checkpoints.
@@ -20,7 +21,7 @@ def normalization(data) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(data.mean), tuple(data.std)
   if data.normalization == 'inception':
     return _INCEPTION
-  raise ValueError(f'data.normalization is {data.normalization!r}; expected one of {NORMALIZATIONS}')
+  raise UserError(f'data.normalization is {data.normalization!r}; expected one of {NORMALIZATIONS}.')
 
 
 def _load_or_placeholder(image_path, label_path, table, skip: bool, fill):
@@ -50,12 +51,11 @@ def load(image_path, label_path, table: np.ndarray, ignore_label: int, skip: boo
   return tf.ensure_shape(image, [None, None, 3]), tf.ensure_shape(label, [None, None]), problem
 
 
-def _scale(label, seed, min_scale: float, max_scale: float, step: float):
-  """A scale from {min_scale, min_scale + step, ..., max_scale} and the label's size at that scale."""
+def _scale(seed, min_scale: float, max_scale: float, step: float):
+  """A scale drawn from {min_scale, min_scale + step, ..., max_scale}."""
   num = int(round((max_scale - min_scale) / step)) + 1 if step > 0 else 1
   index = tf.random.stateless_uniform([], seed, 0, num, dtype=tf.int32)
-  scale = min_scale + step * tf.cast(index, tf.float32)
-  return scale, tf.cast(tf.round(tf.cast(tf.shape(label), tf.float32) * scale), tf.int32)
+  return min_scale + step * tf.cast(index, tf.float32)
 
 
 def scale_pad_crop(image, label, seeds, size: int, scales: tuple[float, float, float], mean, std,
@@ -74,7 +74,7 @@ def scale_pad_crop(image, label, seeds, size: int, scales: tuple[float, float, f
   Returns:
     (image [size, size, 3] float32 normalised by (mean, std), label [size, size] uint8).
   """
-  scale, _ = _scale(label, seeds[0], *scales)
+  scale = _scale(seeds[0], *scales)
   source = tf.shape(label)
   window = tf.minimum(tf.cast(tf.math.ceil(size / scale), tf.int32), source)
   offsets = tf.random.stateless_uniform([2], seeds[1], 0, 2**30, dtype=tf.int32) % (source - window + 1)

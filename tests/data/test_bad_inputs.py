@@ -94,7 +94,7 @@ def test_cityscapes_and_ade20k_name_what_is_missing(tmp_path):
   os.remove(os.path.join(root, 'gtFine', 'val', 'frankfurt', 'frankfurt_000000_000000_gtFine_labelIds.png'))
   data = tiny_config(root).data
   data.dataset, data.num_classes = 'cityscapes', 19
-  with pytest.raises(UserError, match='1 label file.*missing, first: .*frankfurt_000000_000000_gtFine_labelIds'):
+  with pytest.raises(UserError, match='1 label file.*missing, first: .*frankfurt_000000_000000_gtFine'):
     datasets.read_split(data, 'val')
   data.dataset, data.root, data.num_classes = 'ade20k', str(tmp_path / 'cs'), 150
   with pytest.raises(UserError, match='images/training not found.*ADEChallengeData2016'):

@@ -135,5 +135,5 @@ def test_palette_from_config():
   colors = palette.for_config(data)
   assert colors[:2].tolist() == [[1, 2, 3], [250, 251, 252]] and colors[2].tolist() == [0, 128, 0]
   data.palette = ((1, 2),)
-  with pytest.raises(ValueError, match='RGB triples'):
+  with pytest.raises(UserError, match='RGB triples'):
     palette.for_config(data)

@@ -193,7 +193,7 @@ def test_inception_normalisation_maps_to_minus_one_one_and_pads_with_zero(synthe
   assert image.min() >= -1 and image.max() <= 1 and image.min() < -0.5 and image.max() > 0.5
   np.testing.assert_array_equal(image[:, 95], 0.0)  # padding: the mean pixel 127.5, normalised
   data.normalization = 'caffe'
-  with pytest.raises(ValueError, match="'caffe'"):
+  with pytest.raises(UserError, match="'caffe'"):
     next(pipeline.eval_batches(split, data, global_batch=1))
 
 
