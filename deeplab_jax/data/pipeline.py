@@ -111,12 +111,36 @@ def _example(image, label, problem, index, include_index: bool) -> dict:
   return example
 
 
+_FEISTEL_ROUNDS = 4  # four rounds of a pseudorandom function give a pseudorandom permutation
+
+
+def permuted_index(i, n: int, key):
+  """Element i of a pseudorandom permutation of range(n) drawn from key ([2] int64), in O(1).
+
+  A Feistel network keyed by `key` permutes the 2^(2h) >= n integers of 2h bits; cycle-walking (apply
+  it again until the value is below n) restricts that to range(n). Unlike sorting n random numbers
+  for every example (3.4 ms at VOC's 10,582), the cost does not grow with the split.
+  """
+  half = max(1, ((n - 1).bit_length() + 1) // 2)
+  mask = (1 << half) - 1
+
+  def feistel(x):
+    left, right = tf.bitwise.right_shift(x, half), tf.bitwise.bitwise_and(x, mask)
+    for r in range(_FEISTEL_ROUNDS):
+      round_key = tf.random.experimental.stateless_fold_in(key, r)
+      mix = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(round_key, right),
+                                        0, mask + 1, dtype=tf.int64)
+      left, right = right, tf.bitwise.bitwise_xor(left, mix)
+    return tf.bitwise.bitwise_or(tf.bitwise.left_shift(left, half), right)
+
+  first = feistel(tf.cast(i, tf.int64))
+  return tf.while_loop(lambda x: x >= n, lambda x: [feistel(x)], [first])[0]
+
+
 def _train_example(position, split: Split, data: ml_collections.ConfigDict, seed: int,
                    include_index: bool):
   n = len(split)
-  epoch, within = position // n, position % n
-  order = tf.argsort(tf.random.stateless_uniform([n], tf.stack([tf.cast(seed, tf.int64), epoch])))
-  index = order[within]
+  index = permuted_index(position % n, n, tf.stack([tf.cast(seed, tf.int64), position // n]))
   image, label, problem = _load(split, index, data)
   seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), position]), 3)
   mean, std = transforms.normalization(data)

@@ -207,3 +207,18 @@ def test_scale_one_crop_is_an_exact_window_of_the_padded_source(tmp_path):
   for label in batch['label']:
     windows = [padded[:, left:left + 72] for left in range(w - 72 + 1)]
     assert any(np.array_equal(label, window) for window in windows)
+
+
+@pytest.mark.parametrize('n', [1, 2, 3, 12, 97, 1000])
+def test_permuted_index_is_a_permutation_that_depends_on_the_key(n):
+  import tensorflow as tf
+
+  def order(key):
+    dataset = tf.data.Dataset.range(n).map(
+        lambda i: pipeline.permuted_index(i, n, tf.constant(key, tf.int64)))
+    return [int(v) for v in dataset.as_numpy_iterator()]
+
+  first = order([0, 0])
+  assert sorted(first) == list(range(n)) and order([0, 0]) == first
+  if n >= 12:
+    assert order([0, 1]) != first and first != list(range(n))
