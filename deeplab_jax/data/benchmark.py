@@ -26,8 +26,8 @@ _BATCH = flags.DEFINE_integer('batch_size', 16, 'Images per batch.')
 _CROP = flags.DEFINE_integer('crop', 513, 'Training crop size.')
 
 
-def measure(split: voc.Split, data, threads: int, batches: int, batch_size: int) -> tuple[float, float]:
-  """(images per wall-clock second, images per CPU-second of this process) with `threads` threads.
+def measure(split: voc.Split, data, threads: int, batches: int, batch_size: int):
+  """(images per wall-clock second, images per CPU-second, cores used) with `threads` threads.
 
   The CPU figure does not depend on what else loads the machine: on C free cores the pipeline can
   deliver at most C times it.
@@ -41,7 +41,7 @@ def measure(split: voc.Split, data, threads: int, batches: int, batch_size: int)
     next(stream)
   elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
   stream.close()
-  return batches * batch_size / elapsed, batches * batch_size / cpu
+  return batches * batch_size / elapsed, batches * batch_size / cpu, cpu / elapsed
 
 
 def main(argv):
@@ -56,9 +56,9 @@ def main(argv):
         f'{os.cpu_count()} CPUs')
   for threads in map(int, _THREADS.value):
     load = os.getloadavg()[0]
-    rate, per_cpu = measure(split, data, threads, _BATCHES.value, _BATCH.value)
-    print(f'threads {threads}: {rate:7.1f} images/s, {per_cpu:6.1f} images per CPU-second '
-          f'(1-min load average before: {load:.2f})', flush=True)
+    rate, per_cpu, cores = measure(split, data, threads, _BATCHES.value, _BATCH.value)
+    print(f'threads {threads}: {rate:7.1f} images/s, {per_cpu:6.1f} images per CPU-second, '
+          f'{cores:4.2f} cores busy (1-min load average before: {load:.2f})', flush=True)
 
 
 if __name__ == '__main__':
