@@ -13,6 +13,7 @@ import numpy as np
 
 from deeplab_jax.data import datasets, labels, reading
 from deeplab_jax.data.voc import Split
+from deeplab_jax.errors import UserError
 
 
 @dataclasses.dataclass
@@ -89,10 +90,14 @@ def inspect_data(config: ml_collections.ConfigDict, log=print) -> bool:
   """Prints both splits' reports; True when no file has a problem (bad values included)."""
   data = config.data
   ok = True
-  for split in datasets.load_splits(data, log):
+  for split in datasets.load_splits(data, log, check_sizes=False):
     table = labels.label_table(split.label_map, data.num_classes, data.ignore_label)
     report = scan(split, table)
     lines = summarize(report, data, table)
+    try:  # a partial dataset is still worth inspecting: report its size instead of stopping
+      datasets.check_size(data, split)
+    except UserError as e:
+      lines.insert(1, f'  !! {e}')
     log('\n'.join(lines))
     ok &= not any(line.lstrip().startswith('!!') for line in lines)
   log('No problems found.' if ok else 'PROBLEMS FOUND: see the lines marked !! above.')

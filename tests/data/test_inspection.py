@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 
+from configs import base
 from deeplab_jax.data import inspection
 from tests.conftest import ROOT, tiny_config
 from tests.data import miniatures
@@ -42,3 +43,18 @@ def test_main_inspect_data_mode(tmp_path):
   counts = [int(line.split()[2].replace(',', '')) for line in proc.stdout.splitlines()
             if line.strip()[:1].isdigit()]
   assert len(counts) == 12 and sum(counts[:6]) > 0 and np.all(np.asarray(counts) >= 0)
+
+
+def test_partial_voc_is_inspected_with_its_size_flagged(tmp_path):
+  voc_root, sbd_root = miniatures.voc_sbd(str(tmp_path))
+  config = tiny_config(voc_root)
+  data = config.data
+  data.dataset, data.sbd_root, data.num_classes, data.expect_counts = 'voc', sbd_root, 21, True
+  data.train_split, data.label_dir = 'train_aug', 'SegmentationClass'
+  data.class_names = base.VOC_CLASSES
+  lines = []
+  assert not inspection.inspect_data(config, log=lines.append)
+  train, val = lines[0].splitlines(), lines[1].splitlines()
+  assert train[0].startswith('== train_aug: 4 images') and 'full dataset has 10,582' in train[1]
+  assert val[0].startswith('== val: 2 images') and 'full dataset has 1,449' in val[1]
+  assert any(line.split()[:2] == ['7', 'car'] and line.split()[2] == f'{2 * 40 * 56:,}' for line in train)
