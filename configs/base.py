@@ -16,11 +16,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0  # initialisation, dropout and the training data order all derive from it
 
   config.data = data = ml_collections.ConfigDict()
-  data.dataset = 'voc'  # 'voc' (any VOC-layout folder) or 'synthetic' (generated on first use)
+  data.dataset = 'voc'  # voc | cityscapes | ade20k | folder (any labelled images) | synthetic (generated)
   data.root = 'data/VOCdevkit/VOC2012'  # folder holding JPEGImages/, <label_dir>/, ImageSets/Segmentation/
-  data.label_dir = 'SegmentationClassAug'  # label PNGs (class index per pixel); VOC's own: SegmentationClass
-  data.train_split = 'train_aug'  # ImageSets/Segmentation/<split>.txt; train_aug = VOC train + SBD: 10,582
+  data.label_dir = 'SegmentationClass'  # label PNGs (class index per pixel); folder dataset: labels folder
+  data.image_dir = 'images'  # folder dataset only: images folder under root (labels: label_dir)
+  data.sbd_root = 'data/benchmark_RELEASE/dataset'  # SBD (train.txt, val.txt, cls/*.mat) for train_aug
+  data.train_split = 'train_aug'  # train_aug = VOC train + SBD train/val - VOC val: 10,582 images
   data.eval_split = 'val'  # 1,449 images
+  data.expect_counts = True  # require the official split sizes (voc, cityscapes, ade20k); False for subsets
+  data.label_map = ''  # stored label value -> class: '' = the dataset's own, identity | cityscapes | ade20k
+  data.skip_bad_examples = False  # True: a bad file becomes an all-ignore example, counted, not an error
   data.num_classes = 21
   data.class_names = VOC_CLASSES
   data.ignore_label = 255  # pixels with this label count in neither loss nor metrics
@@ -30,9 +35,12 @@ def get_config() -> ml_collections.ConfigDict:
   data.max_scale = 2.0
   data.scale_step = 0.25
   data.flip = True  # random left-right flip
-  data.mean = (123.675, 116.28, 103.53)  # per-channel RGB mean (ImageNet), also the padding colour
+  data.mean = (123.675, 116.28, 103.53)  # per-channel RGB mean (ImageNet); images are padded with the mean
   data.std = (58.395, 57.12, 57.375)  # per-channel RGB std (ImageNet, torchvision convention)
+  data.normalization = 'imagenet'  # 'imagenet': (x - mean) / std below; 'inception': [-1, 1] (Xception)
+  data.palette = ()  # RGB triples per class for visualisation; () = the PASCAL VOC colour map
   data.num_parallel_calls = -1  # tf.data parallelism; -1 = AUTOTUNE
+  data.num_threads = 0  # > 0: a private tf.data thread pool of this size; 0 = TensorFlow's shared one
   data.synthetic = synthetic = ml_collections.ConfigDict()
   synthetic.num_train = 400  # images generated for the 'train' split
   synthetic.num_val = 80  # images generated for the 'val' split

@@ -13,10 +13,12 @@ _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file, e.g. con
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder: checkpoints, logs, config.json, eval/. '
                                'Default: runs/<config file name>.')
-_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict', 'export'],
+_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict', 'export', 'inspect_data'],
                           'train: train (resuming if possible), then evaluate. eval: evaluate a '
                           'checkpoint (--config.eval.step, default latest). predict: label PNGs of '
-                          '--config.predict.input. export: jax.export file of the inference function.')
+                          '--config.predict.input. export: jax.export file of the inference function. '
+                          'inspect_data: counts, image sizes and class histogram of the data; exit '
+                          'status 1 on bad files.')
 flags.mark_flag_as_required('config')
 
 
@@ -33,13 +35,20 @@ def parse_flags(argv):
   sys.exit(2)
 
 
+def inspect_data(config, workdir):
+  """--mode=inspect_data: exits 0 when the data is clean, 1 when a file has a problem."""
+  del workdir
+  from deeplab_jax.data import inspection
+  sys.exit(0 if inspection.inspect_data(config) else 1)
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # progress and results are printed; library INFO is noise
   from deeplab_jax.evaluate import run  # after flag parsing, so --help is fast
   from deeplab_jax.train import loop
   modes = {'train': loop.train_and_evaluate, 'eval': run.evaluate_checkpoint,
-           'predict': run.predict_images, 'export': run.export_model}
+           'predict': run.predict_images, 'export': run.export_model, 'inspect_data': inspect_data}
   config_file = flags.FLAGS['config'].config_filename
   workdir = _WORKDIR.value or os.path.join('runs', os.path.splitext(os.path.basename(config_file))[0])
   try:

@@ -1,5 +1,13 @@
 """Datasets (readers of on-disk layouts), joint image/label transforms and the tf.data pipeline.
 
-TensorFlow is imported only by the pipeline and transforms modules, so that models and train steps run
-without it.
+    voc, cityscapes, ade20k, folder   readers: a split as parallel lists of image and label paths
+    datasets                          the config's dataset -> (train, eval) splits, official sizes checked
+    labels                            label maps (Cityscapes ids -> train ids, ADE20K 0 -> ignore, ...)
+    reading                           decoding and checking one pair, in Python (pipeline + inspect_data)
+    transforms, pipeline              tf.data: augmentation, normalisation, sharded deterministic batches
+    inspection, benchmark             --mode=inspect_data; the pipeline throughput command
+    synthetic, palette                the built-in synthetic dataset; the VOC colour map
+
+TensorFlow is imported only by the pipeline, transforms and benchmark modules, so that models and train
+steps run without it.
 """

@@ -5,56 +5,101 @@ Every random choice is drawn from an explicit seed, so an example's augmentation
 """
 import numpy as np
 import tensorflow as tf
-from PIL import Image
+
+from deeplab_jax.data import reading
+from deeplab_jax.errors import UserError
+
+# Per-backbone input normalisation: (mean, std) in RGB, applied as (x - mean) / std. 'inception' maps
+# [0, 255] to [-1, 1] as the official DeepLab does for Xception and MobileNet checkpoints.
+_INCEPTION = ((127.5, 127.5, 127.5), (127.5, 127.5, 127.5))
+NORMALIZATIONS = ('imagenet', 'inception')
 
 
-def read_label(path) -> np.ndarray:
-  """Class-index label [H, W] uint8 from a palette or greyscale PNG (TF would expand a palette to RGB)."""
-  path = path.decode() if isinstance(path, bytes) else str(path)
-  with Image.open(path) as png:
-    if png.mode not in ('P', 'L'):
-      raise ValueError(f'{path}: label PNG has mode {png.mode}; expected class indices (a palette or '
-                       'greyscale PNG), not a colour-coded RGB mask')
-    return np.asarray(png, np.uint8)
+def normalization(data) -> tuple[tuple[float, ...], tuple[float, ...]]:
+  """(mean, std) for data.normalization; 'imagenet' uses data.mean / data.std (torchvision's)."""
+  if data.normalization == 'imagenet':
+    return tuple(data.mean), tuple(data.std)
+  if data.normalization == 'inception':
+    return _INCEPTION
+  raise UserError(f'data.normalization is {data.normalization!r}; expected one of {NORMALIZATIONS}.')
 
 
-def load(image_path: tf.Tensor, label_path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-  """Decoded (image uint8 [H, W, 3], label uint8 [H, W]); an error names a file whose sizes differ."""
-  image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
-  label = tf.numpy_function(read_label, [label_path], tf.uint8, stateful=False)
-  label = tf.ensure_shape(label, [None, None])
-  tf.debugging.assert_equal(tf.shape(image)[:2], tf.shape(label), message=tf.strings.join(
-      ['image and label sizes differ: ', image_path, ' vs ', label_path]))
-  return image, label
+def _load_or_placeholder(image_path, label_path, table, skip: bool, fill):
+  """numpy side of load(): a checked pair and '' or, if skip, a 1x1 all-ignore pair and the problem."""
+  try:
+    image, label = reading.load_example(image_path, label_path, table)
+    return image, label, np.bytes_(b'')
+  except reading.BadExample as e:
+    if not skip:
+      raise
+    image = np.asarray(fill[0], np.uint8).reshape(1, 1, 3)
+    return image, np.full((1, 1), fill[1], np.uint8), np.bytes_(str(e).encode())
 
 
-def random_scale(image, label, seed, min_scale: float, max_scale: float, step: float):
-  """Resize by a scale drawn from {min_scale, min_scale + step, ..., max_scale} (label: nearest)."""
+def load(image_path, label_path, table: np.ndarray, ignore_label: int, skip: bool = False,
+         mean=(0, 0, 0)) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+  """(image uint8 [H, W, 3], label uint8 [H, W] mapped by table, problem string) of one example.
+
+  A bad example raises an error naming its file, or with skip becomes a 1x1 pair of the mean pixel and
+  the ignore label (so it adds nothing to loss or metrics while keeping every later position in place)
+  and a non-empty problem string.
+  """
+  fill = (np.round(mean).astype(np.uint8), ignore_label)
+  image, label, problem = tf.numpy_function(
+      lambda i, l: _load_or_placeholder(i, l, table, skip, fill), [image_path, label_path],
+      [tf.uint8, tf.uint8, tf.string], stateful=False)
+  return tf.ensure_shape(image, [None, None, 3]), tf.ensure_shape(label, [None, None]), problem
+
+
+def _scale(seed, min_scale: float, max_scale: float, step: float):
+  """A scale drawn from {min_scale, min_scale + step, ..., max_scale}."""
   num = int(round((max_scale - min_scale) / step)) + 1 if step > 0 else 1
   index = tf.random.stateless_uniform([], seed, 0, num, dtype=tf.int32)
-  scale = min_scale + step * tf.cast(index, tf.float32)
-  size = tf.cast(tf.round(tf.cast(tf.shape(label), tf.float32) * scale), tf.int32)
-  image = tf.image.resize(tf.cast(image, tf.float32), size, 'bilinear')
-  label = tf.image.resize(label[..., None], size, 'nearest')[..., 0]
-  return image, label
+  return min_scale + step * tf.cast(index, tf.float32)
+
+
+def scale_pad_crop(image, label, seeds, size: int, scales: tuple[float, float, float], mean, std,
+                   ignore_label: int):
+  """Random scale, normalise, pad to size (image: mean pixel, label: ignore), random size x size crop.
+
+  Only the source window that the crop can cover is resized: at scale 2 that is a quarter of the image,
+  so the cost no longer grows with the scale. The window's offset is drawn in source pixels (at scale s
+  the crop starts on a multiple of s); image (bilinear) and label (nearest) go through the same resize.
+
+  Args:
+    image: [H, W, 3] uint8; label: [H, W] uint8.
+    seeds: two stateless seeds, for the scale and the crop offset.
+    scales: (min_scale, max_scale, step).
+
+  Returns:
+    (image [size, size, 3] float32 normalised by (mean, std), label [size, size] uint8).
+  """
+  scale = _scale(seeds[0], *scales)
+  source = tf.shape(label)
+  window = tf.minimum(tf.cast(tf.math.ceil(size / scale), tf.int32), source)
+  offsets = tf.random.stateless_uniform([2], seeds[1], 0, 2**30, dtype=tf.int32) % (source - window + 1)
+  top, left = offsets[0], offsets[1]
+  image = image[top:top + window[0], left:left + window[1]]
+  label = label[top:top + window[0], left:left + window[1]]
+  scaled = tf.cast(tf.round(tf.cast(window, tf.float32) * scale), tf.int32)
+  image = normalize(tf.image.resize(tf.cast(image, tf.float32), scaled, 'bilinear'), mean, std)
+  label = tf.image.resize(label[..., None], scaled, 'nearest')[..., 0]
+  # Normalised, the mean pixel is 0: pad with zeros, once.
+  image, label = pad_to_size(image, label, size, size, (0.0, 0.0, 0.0), ignore_label)
+  return image[:size, :size], label[:size, :size]
 
 
 def pad_to_size(image, label, height, width, mean, ignore_label: int):
   """Pad bottom/right to at least (height, width): image with the mean pixel, label with ignore."""
   h, w = tf.shape(label)[0], tf.shape(label)[1]
   pads = [[0, tf.maximum(height - h, 0)], [0, tf.maximum(width - w, 0)]]
-  mean = tf.constant(mean, tf.float32)
-  image = tf.pad(tf.cast(image, tf.float32) - mean, pads + [[0, 0]]) + mean
+  if any(mean):
+    mean = tf.constant(mean, tf.float32)
+    image = tf.pad(tf.cast(image, tf.float32) - mean, pads + [[0, 0]]) + mean
+  else:
+    image = tf.pad(tf.cast(image, tf.float32), pads + [[0, 0]])
   label = tf.pad(label, pads, constant_values=ignore_label)
   return image, label
-
-
-def random_crop(image, label, size: int, seed):
-  """The same random size x size window of image and label (both at least that large)."""
-  h, w = tf.shape(label)[0], tf.shape(label)[1]
-  offsets = tf.random.stateless_uniform([2], seed, 0, 2**30, dtype=tf.int32)
-  top, left = offsets[0] % (h - size + 1), offsets[1] % (w - size + 1)
-  return image[top:top + size, left:left + size], label[top:top + size, left:left + size]
 
 
 def random_flip(image, label, seed):

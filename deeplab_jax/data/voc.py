@@ -1,8 +1,10 @@
-"""Reader of the PASCAL VOC segmentation layout, used for VOC itself and for the synthetic dataset.
+"""Readers of the PASCAL VOC segmentation layout (VOC itself and the synthetic dataset) and of the
+VOC 2012 + SBD `train_aug` split.
 
     ROOT/JPEGImages/<id>.jpg
     ROOT/<label_dir>/<id>.png              (class index per pixel; palette or greyscale PNG)
     ROOT/ImageSets/Segmentation/<split>.txt  (one <id> per line)
+    SBD/{train,val}.txt, SBD/cls/<id>.mat    (benchmark_RELEASE/dataset: GTcls.Segmentation)
 """
 import dataclasses
 import os
@@ -12,10 +14,14 @@ from deeplab_jax.errors import UserError
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-  """Parallel lists of image and label paths of one split."""
+  """Parallel lists of image and label paths of one split.
+
+  label_map names the table (deeplab_jax.data.labels) that turns stored label values into classes.
+  """
   name: str
   image_paths: tuple[str, ...]
   label_paths: tuple[str, ...]
+  label_map: str = 'identity'
 
   def __len__(self) -> int:
     return len(self.image_paths)
@@ -24,6 +30,31 @@ class Split:
 def _layout_help(root: str, label_dir: str) -> str:
   return (f'Expected the PASCAL VOC layout under {root}: JPEGImages/<id>.jpg, {label_dir}/<id>.png and '
           'ImageSets/Segmentation/<split>.txt (set --config.data.root to the folder that holds them).')
+
+
+def read_ids(list_file: str, what: str) -> list[str]:
+  """The first word of each non-empty line of list_file.
+
+  Raises:
+    UserError: if the file is missing or lists nothing; `what` says what the file should be.
+  """
+  if not os.path.isfile(list_file):
+    raise UserError(f'Split file {list_file} not found. {what}')
+  with open(list_file) as f:
+    ids = [line.split()[0] for line in f if line.strip()]
+  if not ids:
+    raise UserError(f'Split file {list_file} lists no images.')
+  return ids
+
+
+def check_exist(split: Split, source: str, help_text: str = '') -> Split:
+  """split unchanged, or a UserError naming how many files `source` lists are missing and the first."""
+  for kind, paths in (('image', split.image_paths), ('label', split.label_paths)):
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+      raise UserError(f'{len(missing)} {kind} file(s) listed in {source} are missing, first: '
+                      f'{missing[0]}. {help_text}'.rstrip())
+  return split
 
 
 def read_split(root: str, split: str, label_dir: str = 'SegmentationClass') -> Split:
@@ -35,17 +66,44 @@ def read_split(root: str, split: str, label_dir: str = 'SegmentationClass') -> S
   if not os.path.isdir(root):
     raise UserError(f'Dataset folder {root} does not exist. ' + _layout_help(root, label_dir))
   list_file = os.path.join(root, 'ImageSets', 'Segmentation', f'{split}.txt')
-  if not os.path.isfile(list_file):
-    raise UserError(f'Split file {list_file} not found. ' + _layout_help(root, label_dir))
-  with open(list_file) as f:
-    ids = [line.split()[0] for line in f if line.strip()]
-  if not ids:
-    raise UserError(f'Split file {list_file} lists no images.')
+  ids = read_ids(list_file, _layout_help(root, label_dir))
   images = tuple(os.path.join(root, 'JPEGImages', i + '.jpg') for i in ids)
   labels = tuple(os.path.join(root, label_dir, i + '.png') for i in ids)
-  for kind, paths in (('image', images), ('label', labels)):
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-      raise UserError(f'{len(missing)} {kind} file(s) listed in {list_file} are missing, first: '
-                      f'{missing[0]}. ' + _layout_help(root, label_dir))
-  return Split(split, images, labels)
+  return check_exist(Split(split, images, labels), list_file, _layout_help(root, label_dir))
+
+
+def _sbd_help(sbd_root: str) -> str:
+  return (f'train_aug is VOC 2012 train + SBD train/val; expected SBD (benchmark_RELEASE/dataset) at '
+          f'{sbd_root} with train.txt, val.txt and cls/<id>.mat (set --config.data.sbd_root), or a '
+          'ready ImageSets/Segmentation/train_aug.txt with its labels in data.label_dir.')
+
+
+def train_aug_ids(voc_root: str, sbd_root: str) -> tuple[list[str], set[str]]:
+  """(sorted train_aug ids, the VOC train ids among them): VOC train + SBD train + SBD val - VOC val."""
+  if not os.path.isdir(voc_root):
+    raise UserError(f'Dataset folder {voc_root} does not exist. '
+                    + _layout_help(voc_root, 'SegmentationClass'))
+  voc_lists = os.path.join(voc_root, 'ImageSets', 'Segmentation')
+  voc_train = read_ids(os.path.join(voc_lists, 'train.txt'), _layout_help(voc_root, 'SegmentationClass'))
+  voc_val = read_ids(os.path.join(voc_lists, 'val.txt'), _layout_help(voc_root, 'SegmentationClass'))
+  sbd = [i for name in ('train.txt', 'val.txt')
+         for i in read_ids(os.path.join(sbd_root, name), _sbd_help(sbd_root))]
+  # SBD's val overlaps VOC 2012 val; training on those would leak the evaluation images.
+  ids = sorted((set(voc_train) | set(sbd)) - set(voc_val))
+  return ids, set(voc_train)
+
+
+def read_train_aug(voc_root: str, sbd_root: str) -> Split:
+  """train_aug from VOC 2012 and SBD: VOC's own PNG label where VOC annotates an image, else SBD's .mat.
+
+  Images come from VOC's JPEGImages (which holds every SBD image), else from SBD's img/ folder.
+  """
+  ids, voc_annotated = train_aug_ids(voc_root, sbd_root)
+  images, labels = [], []
+  for i in ids:
+    voc_image = os.path.join(voc_root, 'JPEGImages', i + '.jpg')
+    images.append(voc_image if os.path.isfile(voc_image) else os.path.join(sbd_root, 'img', i + '.jpg'))
+    labels.append(os.path.join(voc_root, 'SegmentationClass', i + '.png') if i in voc_annotated
+                  else os.path.join(sbd_root, 'cls', i + '.mat'))
+  source = f'the VOC ({voc_root}) and SBD ({sbd_root}) split lists'
+  return check_exist(Split('train_aug', tuple(images), tuple(labels)), source, _sbd_help(sbd_root))

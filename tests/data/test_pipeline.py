@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from scipy.ndimage import binary_erosion
 
-from deeplab_jax.data import pipeline, synthetic, voc
+from deeplab_jax.data import datasets, pipeline, synthetic, voc
 from deeplab_jax.errors import UserError
 from tests.conftest import tiny_config
 
@@ -128,3 +128,97 @@ def test_rgb_mask_is_refused_with_its_path(tmp_path, synthetic_root):
   broken = voc.Split('val', split.image_paths[:1], (str(bad),))
   with pytest.raises(UserError, match='rgb.png.*RGB'):
     next(pipeline.eval_batches(broken, data_config(synthetic_root), global_batch=1))
+
+
+def _position_coded(tmp_path):
+  """A folder dataset of one 64x96 PNG whose red/green channels encode x/y and whose label is the
+  cell index f(x, y) = (x // 16) + 6 * (y // 16), so alignment can be checked per pixel."""
+  h, w = 64, 96
+  yy, xx = np.mgrid[0:h, 0:w]
+  image = np.stack([xx * 255 / (w - 1), yy * 255 / (h - 1), np.zeros_like(xx)], -1).round()
+  Image.fromarray(image.astype(np.uint8)).save(tmp_path / 'p.png')
+  Image.fromarray(((xx // 16) + 6 * (yy // 16)).astype(np.uint8), 'L').save(tmp_path / 'p_label.png')
+  (tmp_path / 'train.txt').write_text('p.png p_label.png\n')
+  data = data_config(str(tmp_path))
+  data.dataset, data.num_classes, data.train_split = 'folder', 24, 'train.txt'
+  data.mean, data.std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+  return data, datasets.read_split(data, 'train.txt'), (h, w)
+
+
+def test_labels_follow_their_pixels_under_scale_crop_and_flip(tmp_path):
+  data, split, (h, w) = _position_coded(tmp_path)
+  batch = next(pipeline.train_batches(split, data, seed=4, global_batch=16))
+  x = batch['image'][..., 0] * (w - 1) / 255  # where each output pixel came from in the source
+  y = batch['image'][..., 1] * (h - 1) / 255
+  labels = batch['label']
+  assert set(np.unique(labels)) <= set(range(24)) | {255}  # nearest-neighbour: no invented values
+  # Away from cell borders (bilinear blur, rounding), the label is the cell of the pixel's source.
+  clear = ((x % 16 > 2) & (x % 16 < 14) & (y % 16 > 2) & (y % 16 < 14) & (labels != 255))
+  assert clear.sum() > 5000
+  expected = (np.floor(x / 16) + 6 * np.floor(y / 16)).astype(int)
+  np.testing.assert_array_equal(labels[clear], expected[clear])
+  flipped = [np.mean(np.diff(x[i], axis=-1)[labels[i][:, 1:] != 255]) < 0 for i in range(16)]
+  assert 0 < sum(flipped) < 16  # both orientations occurred, and both stayed aligned
+
+
+def test_train_shards_partition_each_epoch(synthetic_root):
+  data = data_config(synthetic_root)
+  split = voc.read_split(synthetic_root, 'train')  # 12 images = 3 global batches of 4
+  seen = []
+  for index in range(2):
+    batches = pipeline.train_batches(split, data, seed=9, global_batch=4, include_index=True,
+                                     shard=pipeline.Shard(index, 2))
+    seen.append(np.concatenate([next(batches)['index'] for _ in range(3)]).tolist())
+  assert not set(seen[0]) & set(seen[1]) and sorted(seen[0] + seen[1]) == list(range(12))
+
+
+def test_eval_shards_partition_the_split(synthetic_root):
+  data = data_config(synthetic_root)
+  split = voc.read_split(synthetic_root, 'val')  # 5 images, global batch 4: two batches, 3 fillers
+  seen = []
+  for index in range(2):
+    batches = pipeline.eval_batches(split, data, global_batch=4, include_index=True,
+                                    shard=pipeline.Shard(index, 2))
+    indices = np.concatenate([b['index'] for b in batches])
+    seen.append([int(i) for i in indices if i >= 0])
+  assert not set(seen[0]) & set(seen[1]) and sorted(seen[0] + seen[1]) == list(range(5))
+
+
+def test_inception_normalisation_maps_to_minus_one_one_and_pads_with_zero(synthetic_root):
+  data = data_config(synthetic_root)
+  data.normalization = 'inception'
+  split = voc.read_split(synthetic_root, 'val')
+  batch = next(pipeline.eval_batches(split, data, global_batch=1))
+  image = batch['image'][0]
+  assert image.min() >= -1 and image.max() <= 1 and image.min() < -0.5 and image.max() > 0.5
+  np.testing.assert_array_equal(image[:, 95], 0.0)  # padding: the mean pixel 127.5, normalised
+  data.normalization = 'caffe'
+  with pytest.raises(UserError, match="'caffe'"):
+    next(pipeline.eval_batches(split, data, global_batch=1))
+
+
+def test_scale_one_crop_is_an_exact_window_of_the_padded_source(tmp_path):
+  data, split, (h, w) = _position_coded(tmp_path)
+  data.min_scale = data.max_scale = 1.0
+  data.crop_size, data.flip = 72, False  # taller than the 64-row source: the bottom rows are padding
+  source = np.asarray(Image.open(split.label_paths[0]))
+  padded = np.pad(source, [(0, 8), (0, 0)], constant_values=255).astype(int)
+  batch = next(pipeline.train_batches(split, data, seed=3, global_batch=6))
+  for label in batch['label']:
+    windows = [padded[:, left:left + 72] for left in range(w - 72 + 1)]
+    assert any(np.array_equal(label, window) for window in windows)
+
+
+@pytest.mark.parametrize('n', [1, 2, 3, 12, 97, 1000])
+def test_permuted_index_is_a_permutation_that_depends_on_the_key(n):
+  import tensorflow as tf
+
+  def order(key):
+    dataset = tf.data.Dataset.range(n).map(
+        lambda i: pipeline.permuted_index(i, n, tf.constant(key, tf.int64)))
+    return [int(v) for v in dataset.as_numpy_iterator()]
+
+  first = order([0, 0])
+  assert sorted(first) == list(range(n)) and order([0, 0]) == first
+  if n >= 12:
+    assert order([0, 1]) != first and first != list(range(n))
