@@ -50,6 +50,8 @@ def get_config() -> ml_collections.ConfigDict:
   resnet.width = 64  # first stage's bottleneck width (64 in every published ResNet)
   resnet.stem = 'torchvision'  # 'torchvision' (7x7 conv) or 'beta' (three 3x3 convs, DeepLab's)
   resnet.dilation_style = 'deeplab'  # 'deeplab': whole stage dilated; 'torchvision': first unit not
+  model.xception = xception = ml_collections.ConfigDict()
+  xception.middle_units = 16  # middle-flow units (16 in Xception-65; fewer only for quick tests)
   model.mobilenet = mobilenet = ml_collections.ConfigDict()
   mobilenet.width_multiplier = 1.0  # MobileNetV2 channel multiplier (DeepLabv3+ uses 1.0; 0.5 also common)
   model.head = 'aspp'  # 'aspp' (v3, v3+) | 'largefov' (v1: one fc6-fc7 branch) | 'aspp_l' (v2: summed)

@@ -13,7 +13,9 @@ _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file, e.g. con
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder: checkpoints, logs, config.json, eval/. '
                                'Default: runs/<config file name>.')
-_MODE = flags.DEFINE_enum('mode', 'train', ['train'], 'train: train (resuming if possible), then evaluate.')
+_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'summary'],
+                          'train: train (resuming if possible), then evaluate. summary: print the '
+                          "model's parameters and multiply-adds per module at the crop size.")
 flags.mark_flag_as_required('config')
 
 
@@ -42,6 +44,10 @@ def main(argv):
       config.keys()  # a config file that failed to load raises its error on first use
     except Exception as e:  # the config file itself failed to load or run
       raise UserError(f'Cannot load config file {config_file}: {type(e).__name__}: {e}') from e
+    if _MODE.value == 'summary':
+      from deeplab_jax.models import summary
+      print(summary.config_summary(config))
+      return
     loop.train_and_evaluate(config, workdir)
   except UserError as e:
     print(f'error: {e}', file=sys.stderr, flush=True)

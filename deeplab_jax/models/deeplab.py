@@ -108,7 +108,7 @@ def build_backbone(cfg: ml_collections.ConfigDict, norm: layers.ModuleDef, outpu
     if multi_grid and len(multi_grid) != 3:
       raise UserError(f'model.multi_grid {multi_grid} needs 3 rates for xception65 (one per separable '
                       'conv of the last exit-flow block).')
-    return xception.Xception65(norm, output_stride, multi_grid, dtype)
+    return xception.Xception65(norm, output_stride, multi_grid, cfg.xception.middle_units, dtype)
   if cfg.backbone == 'mobilenetv2':
     return mobilenet.MobileNetV2(norm, output_stride, cfg.mobilenet.width_multiplier, dtype)
   return vgg.VGG16(output_stride, dtype)

@@ -68,7 +68,7 @@ def summarize(model: nn.Module, image_size: int, depth: int = 2) -> dict:
   variables = jax.eval_shape(model.init, jax.random.key(0), images)
   params = group(param_counts(variables['params']), depth)
   macs = group(count_macs(model, variables, images), depth)
-  names = list(params) + [n for n in macs if n not in params]
+  names = list(macs) + [n for n in params if n not in macs]  # execution order
   rows = [(n, params.get(n, 0), macs.get(n, 0)) for n in names]
   return {'rows': rows, 'params': sum(params.values()), 'macs': sum(macs.values())}
 

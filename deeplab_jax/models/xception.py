@@ -80,6 +80,7 @@ class Xception65(nn.Module):
     norm: BatchNorm factory.
     output_stride: 8, 16 or 32.
     multi_grid: rate multipliers of the last block's three separable convs; None for none.
+    middle_units: units of the middle flow (16 in Xception-65).
 
   Returns:
     {'low_level': [B, H/4, W/4, 256] (entry block 2, second separable conv), 'exit': [B, H/os, W/os,
@@ -88,6 +89,7 @@ class Xception65(nn.Module):
   norm: ModuleDef
   output_stride: int = 16
   multi_grid: Sequence[int] | None = None
+  middle_units: int = 16
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -97,6 +99,7 @@ class Xception65(nn.Module):
     features = {}
     plan = block_strides_and_rates(self.output_stride)
     for (name, depths, shortcut, _, units, relu_inside), (stride, rate) in zip(XCEPTION65_BLOCKS, plan):
+      units = self.middle_units if name == 'middle' else units
       grid = self.multi_grid if name == 'exit_block2' and self.multi_grid else (1, 1, 1)
       for u in range(units):
         x, second = XceptionUnit(depths, self.norm, shortcut, stride, tuple(rate * g for g in grid),
