@@ -48,7 +48,7 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, ignore_label: 
     return loss, updates
 
   (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  new_state = state.apply_gradients(grads=grads, batch_stats=updates['batch_stats'])
+  new_state = state.apply_gradients(grads=grads, batch_stats=updates.get('batch_stats', {}))
   return new_state, {'loss': loss, 'learning_rate': learning_rate_fn(state.step),
                      'grad_norm': optax.tree.norm(grads)}
 

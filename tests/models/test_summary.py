@@ -62,3 +62,11 @@ def test_summary_rows_add_up_to_totals():
   assert sum(p for _, p, _ in result['rows']) == result['params']
   assert sum(m for _, _, m in result['rows']) == result['macs']
   assert 'head/aspp' in [name for name, _, _ in result['rows']]
+
+
+def test_config_summary_table():
+  from tests.conftest import tiny_config
+  text = summary.config_summary(tiny_config())
+  assert 'head/aspp' in text and 'backbone/stage4_unit3' in text
+  total = [line for line in text.splitlines() if line.startswith('total')][0].split()
+  assert int(total[1].replace(',', '')) > 0 and float(total[2]) > 0
