@@ -77,3 +77,27 @@ def test_smp_deeplabv3plus_resnet101_param_count():
   smp = pytest.importorskip('segmentation_models_pytorch')
   peer = smp.DeepLabV3Plus(encoder_name='resnet101', encoder_weights=None, classes=21)
   assert jax_param_count(smp_config()) == torch_param_count(peer)
+
+
+@pytest.mark.parametrize('width', [1.0, 0.5])
+def test_mobilenetv2_param_count_matches_torchvision_features(width):
+  # DeepLab stops at the last inverted residual: torchvision's features without the final 1x1 to 1280.
+  import tv_shim  # noqa: F401
+  import torchvision
+  from deeplab_jax.models import layers, mobilenet
+  module = mobilenet.MobileNetV2(layers.make_norm(False, 0.9997, 1e-5), 16, width)
+  variables = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 65, 65, 3)))
+  ours = sum(x.size for x in jax.tree.leaves(variables['params']))
+  peer = torchvision.models.mobilenet_v2(width_mult=width)
+  assert ours == torch_param_count(peer.features[:-1])
+
+
+def test_xception65_param_count_matches_timm():
+  # timm's xception65 is the aligned Xception of DeepLabv3+ (BN after every depthwise conv).
+  import tv_shim  # noqa: F401
+  timm = pytest.importorskip('timm')
+  from deeplab_jax.models import layers, xception
+  module = xception.Xception65(layers.make_norm(False, 0.9997, 1e-5), 16)
+  variables = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 65, 65, 3)))
+  ours = sum(x.size for x in jax.tree.leaves(variables['params']))
+  assert ours == torch_param_count(timm.create_model('xception65', pretrained=False, num_classes=0))
