@@ -102,8 +102,9 @@ class Xception65(nn.Module):
       units = self.middle_units if name == 'middle' else units
       grid = self.multi_grid if name == 'exit_block2' and self.multi_grid else (1, 1, 1)
       for u in range(units):
+        unit_name = f'{name}_unit{u + 1}' if units > 1 else name
         x, second = XceptionUnit(depths, self.norm, shortcut, stride, tuple(rate * g for g in grid),
-                                 relu_inside, self.dtype, name=f'{name}_unit{u + 1}' if units > 1 else name)(x)
+                                 relu_inside, self.dtype, name=unit_name)(x)
         if name == 'entry_block2':
           features['low_level'] = second
     features['exit'] = x
