@@ -49,7 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
   synthetic.seed = 0  # the same seed always writes the same files
 
   config.model = model = ml_collections.ConfigDict()
-  model.backbone = 'resnet101'  # resnet50 | resnet101
+  model.backbone = 'resnet101'  # resnet50 | resnet101 | xception65 | mobilenetv2 | vgg16
   model.output_stride = 16  # training output stride: 8, 16 or 32
   model.eval_output_stride = 0  # output stride at evaluation; 0 = the training one
   model.multi_grid = (1, 2, 4)  # rate multipliers of the last stage's units; () for none
@@ -58,11 +58,29 @@ def get_config() -> ml_collections.ConfigDict:
   resnet.width = 64  # first stage's bottleneck width (64 in every published ResNet)
   resnet.stem = 'torchvision'  # 'torchvision' (7x7 conv) or 'beta' (three 3x3 convs, DeepLab's)
   resnet.dilation_style = 'deeplab'  # 'deeplab': whole stage dilated; 'torchvision': first unit not
-  model.head = 'aspp'  # DeepLabv3 ASPP head
+  model.xception = xception = ml_collections.ConfigDict()
+  xception.middle_units = 16  # middle-flow units (16 in Xception-65; fewer only for quick tests)
+  model.mobilenet = mobilenet = ml_collections.ConfigDict()
+  mobilenet.width_multiplier = 1.0  # MobileNetV2 channel multiplier (DeepLabv3+ uses 1.0; 0.5 also common)
+  model.head = 'aspp'  # 'aspp' (v3, v3+) | 'largefov' (v1: one fc6-fc7 branch) | 'aspp_l' (v2: summed)
   model.aspp_rates = (6, 12, 18)  # 3x3 branch rates at output stride 16; rescaled for other strides
   model.aspp_features = 256  # channels of each ASPP branch and of the projection
   model.image_pooling = True  # ASPP image-level branch
-  model.dropout_rate = 0.1  # dropout after the ASPP projection
+  model.dropout_rate = 0.1  # dropout after the ASPP projection (torchvision and smp: 0.5)
+  model.aspp_separable = False  # atrous depthwise-separable 3x3 ASPP branches (v3+ Xception: True)
+  model.separable_depthwise_bn = True  # BN+ReLU between depthwise and pointwise (DeepLab); smp: False
+  model.aspp_post_conv = False  # 3x3 conv 256 + BN + ReLU after the projection (torchvision, smp)
+  model.decoder = False  # DeepLabv3+ decoder on the stride-4 features
+  model.decoder_low_level_features = 48  # channels of the 1x1 conv on the low-level features
+  model.decoder_convs = 2  # 3x3 convs of aspp_features after the concat (smp uses 1)
+  model.decoder_separable = False  # separable decoder convs (v3+ Xception: True)
+  model.aux_head = False  # torchvision's auxiliary FCN head on ResNet stage 3 (loss: train.aux_loss_weight)
+  model.aux_dropout_rate = 0.1  # dropout inside the auxiliary head
+  model.largefov_rate = 12  # v1 LargeFOV fc6 rate, at output stride 8
+  model.asppl_rates = (6, 12, 18, 24)  # v2 ASPP-L branch rates, at output stride 8
+  model.fc_features = 1024  # fc6/fc7 channels of LargeFOV/ASPP-L; 0 = 3x3 conv to logits (v2 ResNet)
+  model.fc_dropout_rate = 0.5  # dropout after fc6 and fc7
+  model.msc_scales = ()  # v2 multi-scale inputs, e.g. (1.0, 0.75, 0.5): shared weights, max-fused
   model.bn_momentum = 0.9997  # BatchNorm moving-average decay
   model.bn_epsilon = 1e-5
   model.fine_tune_batch_norm = True  # False freezes BatchNorm (moving statistics, no update)
@@ -75,6 +93,7 @@ def get_config() -> ml_collections.ConfigDict:
   train.lr_power = 0.9  # poly schedule: base_lr * (1 - step / num_steps) ** lr_power
   train.momentum = 0.9
   train.weight_decay = 1e-4  # L2 on conv kernels (not on BatchNorm or biases); 4e-5 for Xception
+  train.aux_loss_weight = 0.5  # weight of the aux head's loss (torchvision's reference recipe: 0.5)
   train.log_every = 50  # steps between log lines and TensorBoard points
   train.checkpoint_every = 1000  # steps between checkpoints (one is also saved at the end)
   train.keep_checkpoints = 3  # most recent checkpoints kept

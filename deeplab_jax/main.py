@@ -13,12 +13,14 @@ _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file, e.g. con
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder: checkpoints, logs, config.json, eval/. '
                                'Default: runs/<config file name>.')
-_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict', 'export', 'inspect_data'],
+_MODE = flags.DEFINE_enum('mode', 'train',
+                          ['train', 'eval', 'predict', 'export', 'summary', 'inspect_data'],
                           'train: train (resuming if possible), then evaluate. eval: evaluate a '
                           'checkpoint (--config.eval.step, default latest). predict: label PNGs of '
                           '--config.predict.input. export: jax.export file of the inference function. '
-                          'inspect_data: counts, image sizes and class histogram of the data; exit '
-                          'status 1 on bad files.')
+                          "summary: the model's parameters and multiply-adds per module at the crop "
+                          'size. inspect_data: counts, image sizes and class histogram of the data; '
+                          'exit status 1 on bad files.')
 flags.mark_flag_as_required('config')
 
 
@@ -35,6 +37,13 @@ def parse_flags(argv):
   sys.exit(2)
 
 
+def print_summary(config, workdir):
+  """--mode=summary: parameters and analytic multiply-adds per module at the crop size."""
+  del workdir
+  from deeplab_jax.models import summary
+  print(summary.config_summary(config))
+
+
 def inspect_data(config, workdir):
   """--mode=inspect_data: exits 0 when the data is clean, 1 when a file has a problem."""
   del workdir
@@ -48,7 +57,8 @@ def main(argv):
   from deeplab_jax.evaluate import run  # after flag parsing, so --help is fast
   from deeplab_jax.train import loop
   modes = {'train': loop.train_and_evaluate, 'eval': run.evaluate_checkpoint,
-           'predict': run.predict_images, 'export': run.export_model, 'inspect_data': inspect_data}
+           'predict': run.predict_images, 'export': run.export_model, 'summary': print_summary,
+           'inspect_data': inspect_data}
   config_file = flags.FLAGS['config'].config_filename
   workdir = _WORKDIR.value or os.path.join('runs', os.path.splitext(os.path.basename(config_file))[0])
   try:

@@ -1,11 +1,11 @@
-"""DeepLabv3's atrous spatial pyramid pooling (ASPP) and the head built on it."""
+"""DeepLabv3's atrous spatial pyramid pooling (ASPP), and the v3 and v3+ (decoder) heads built on it."""
 from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from deeplab_jax.models.layers import ConvBNReLU, ModuleDef
+from deeplab_jax.models.layers import ConvBNReLU, ModuleDef, conv3x3, resize_bilinear
 from deeplab_jax.ops.atrous import AtrousConv
 
 
@@ -40,6 +40,10 @@ class ASPP(nn.Module):
     image_pooling: add the image-level branch (DeepLabv3).
     dropout_rate: dropout after the projection.
     train: dropout on (training) or off (inference).
+    separable: atrous depthwise-separable 3x3 branches (DeepLabv3+) instead of ordinary ones.
+    depthwise_bn: BN (+ ReLU) between depthwise and pointwise convs of separable branches.
+
+  With no rates and image pooling on, this is the "ASPP-lite" the official code uses for MobileNetV2.
   """
   rates: Sequence[int]
   norm: ModuleDef
@@ -48,14 +52,16 @@ class ASPP(nn.Module):
   dropout_rate: float = 0.1
   train: bool = False
   dtype: Any = jnp.float32
+  separable: bool = False
+  depthwise_bn: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """x [B, h, w, C] -> [B, h, w, features]."""
     branches = [ConvBNReLU(self.features, self.norm, 1, dtype=self.dtype, name='branch0')(x)]
     for i, rate in enumerate(self.rates):
-      branches.append(ConvBNReLU(self.features, self.norm, 3, rate, dtype=self.dtype,
-                                 name=f'branch{i + 1}')(x))
+      branches.append(conv3x3(self.features, self.norm, rate, self.separable, self.depthwise_bn,
+                              self.dtype, name=f'branch{i + 1}')(x))
     if self.image_pooling:
       branches.append(ImagePooling(self.features, self.norm, self.dtype, name='image_pooling')(x))
     y = jnp.concatenate(branches, axis=-1)
@@ -64,8 +70,10 @@ class ASPP(nn.Module):
 
 
 class DeepLabV3Head(nn.Module):
-  """ASPP on the backbone's last features, then a 1x1 classifier with bias.
+  """ASPP on the backbone's last features (+ an optional 3x3 conv), then a 1x1 classifier with bias.
 
+  post_conv adds 3x3 conv 256 -> BN -> ReLU after the ASPP projection: torchvision's DeepLabHead (an
+  ordinary conv) and segmentation_models_pytorch's DeepLabV3Plus (separable when `separable`).
   Returns logits [B, h, w, num_classes] at the backbone's output stride.
   """
   num_classes: int
@@ -76,10 +84,69 @@ class DeepLabV3Head(nn.Module):
   dropout_rate: float = 0.1
   train: bool = False
   dtype: Any = jnp.float32
+  separable: bool = False
+  depthwise_bn: bool = True
+  post_conv: bool = False
+
+  def aspp(self, x: jax.Array) -> jax.Array:
+    """x [B, h, w, C] -> ASPP features [B, h, w, features] (this head's part before the classifier)."""
+    y = ASPP(self.rates, self.norm, self.features, self.image_pooling, self.dropout_rate, self.train,
+             self.dtype, self.separable, self.depthwise_bn, name='aspp')(x)
+    if self.post_conv:
+      y = conv3x3(self.features, self.norm, 1, self.separable, self.depthwise_bn, self.dtype,
+                  name='post_conv')(y)
+    return y
+
+  def classify(self, y: jax.Array) -> jax.Array:
+    return AtrousConv(self.num_classes, 1, use_bias=True, dtype=self.dtype,
+                      kernel_init=nn.initializers.normal(0.01), name='logits')(y)
 
   @nn.compact
-  def __call__(self, features: dict[str, jax.Array]) -> jax.Array:
-    y = ASPP(self.rates, self.norm, self.features, self.image_pooling, self.dropout_rate, self.train,
-             self.dtype, name='aspp')(features['stage4'])
+  def __call__(self, x: jax.Array, low_level: jax.Array | None = None) -> jax.Array:
+    """x [B, h, w, C] (low_level unused) -> logits [B, h, w, num_classes]."""
+    del low_level
+    return self.classify(self.aspp(x))
+
+
+class DeepLabV3PlusHead(DeepLabV3Head):
+  """The v3 head's ASPP, then DeepLabv3+'s decoder on the stride-4 features, then the classifier.
+
+  Decoder: low-level features -> 1x1 conv to `low_level_features` (48) -> BN -> ReLU; concatenated with
+  the ASPP output bilinearly upsampled to their size; `decoder_convs` 3x3 convs of `features` (two in
+  the paper, one in segmentation_models_pytorch), separable when `decoder_separable`.
+  Returns logits [B, H/4, W/4, num_classes].
+  """
+  low_level_features: int = 48
+  decoder_convs: int = 2
+  decoder_separable: bool = True
+
+  @nn.compact
+  def __call__(self, x: jax.Array, low_level: jax.Array | None = None) -> jax.Array:
+    """x [B, h, w, C], low_level [B, H/4, W/4, C'] -> logits [B, H/4, W/4, num_classes]."""
+    y = self.aspp(x)
+    low = ConvBNReLU(self.low_level_features, self.norm, 1, dtype=self.dtype,
+                     name='low_level_project')(low_level)
+    y = jnp.concatenate([resize_bilinear(y, low.shape[1:3]).astype(low.dtype), low], axis=-1)
+    for i in range(self.decoder_convs):
+      y = conv3x3(self.features, self.norm, 1, self.decoder_separable, self.depthwise_bn, self.dtype,
+                  name=f'decoder_conv{i + 1}')(y)
+    return self.classify(y)
+
+
+class FCNHead(nn.Module):
+  """torchvision's auxiliary FCNHead: 3x3 conv (C/4) -> BN -> ReLU -> dropout -> 1x1 classifier.
+
+  Sits on ResNet stage 3 (1024 channels -> 256). Returns logits [B, h, w, num_classes].
+  """
+  num_classes: int
+  norm: ModuleDef
+  dropout_rate: float = 0.1
+  train: bool = False
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    y = ConvBNReLU(x.shape[-1] // 4, self.norm, 3, dtype=self.dtype, name='conv_bn')(x)
+    y = nn.Dropout(self.dropout_rate, deterministic=not self.train)(y)
     return AtrousConv(self.num_classes, 1, use_bias=True, dtype=self.dtype,
                       kernel_init=nn.initializers.normal(0.01), name='logits')(y)

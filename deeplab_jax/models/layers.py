@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from deeplab_jax.ops.atrous import AtrousConv
+from deeplab_jax.ops.atrous import AtrousConv, AtrousDepthwiseConv
 
 ModuleDef = Callable[..., nn.Module]
 
@@ -40,6 +40,44 @@ class ConvBNReLU(nn.Module):
                    name='conv')(x)
     x = self.norm(name='bn')(x)
     return nn.relu(x) if self.relu else x
+
+
+class SeparableConvBNReLU(nn.Module):
+  """Atrous depthwise-separable conv: depthwise k x k (rate, stride) then pointwise 1x1 to `features`.
+
+  depthwise_bn=True is DeepLabv3+'s form: depthwise -> BN (-> ReLU) -> pointwise -> BN (-> ReLU), the
+  ReLUs present when `relu` is set. depthwise_bn=False is segmentation_models_pytorch's: depthwise ->
+  pointwise -> BN (-> ReLU), with no normalisation between the two convs.
+  """
+  features: int
+  norm: ModuleDef
+  kernel_size: int = 3
+  rate: int = 1
+  stride: int = 1
+  relu: bool = True
+  depthwise_bn: bool = True
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """x [B, H, W, C] -> [B, H', W', features]."""
+    x = AtrousDepthwiseConv(self.kernel_size, self.rate, self.stride, dtype=self.dtype,
+                            name='depthwise')(x)
+    if self.depthwise_bn:
+      x = self.norm(name='depthwise_bn')(x)
+      x = nn.relu(x) if self.relu else x
+    x = AtrousConv(self.features, 1, dtype=self.dtype, name='pointwise')(x)
+    x = self.norm(name='bn')(x)
+    return nn.relu(x) if self.relu else x
+
+
+def conv3x3(features: int, norm: ModuleDef, rate: int = 1, separable: bool = False,
+            depthwise_bn: bool = True, dtype: Any = jnp.float32, name: str | None = None) -> nn.Module:
+  """A 3x3 conv -> BN -> ReLU at `rate`, ordinary or depthwise-separable (as the ASPP and decoder use)."""
+  if separable:
+    return SeparableConvBNReLU(features, norm, 3, rate, depthwise_bn=depthwise_bn, dtype=dtype,
+                               name=name)
+  return ConvBNReLU(features, norm, 3, rate, dtype=dtype, name=name)
 
 
 def resize_bilinear(x: jax.Array, size: tuple[int, int]) -> jax.Array:

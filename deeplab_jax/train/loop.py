@@ -122,7 +122,8 @@ def _train(config, state, start, train_split, mesh, shard, dropout_rng, checkpoi
   """The step loop; on SIGINT/SIGTERM saves the current step and exits with status 130/143."""
   train = config.train
   batches = pipeline.train_batches(train_split, config.data, config.seed, train.batch_size, start, shard)
-  step_fn = steps.jit_train_step(mesh, config.data.ignore_label, optimizer.poly_schedule(train))
+  step_fn = steps.jit_train_step(mesh, config.data.ignore_label, optimizer.poly_schedule(train),
+                                 train.aux_loss_weight)
   progress, collected, stop = Progress(train.num_steps), None, StopRequest()
   try:
     for step in range(start + 1, train.num_steps + 1):

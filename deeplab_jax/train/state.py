@@ -21,4 +21,4 @@ def create_train_state(rng: jax.Array, model: nn.Module, tx: optax.GradientTrans
   """A fresh state; variables are initialised on a [1, S, S, 3] batch (their shapes don't depend on S)."""
   variables = model.init(rng, jnp.zeros((1, image_size, image_size, 3), jnp.float32))
   return TrainState.create(apply_fn=model.apply, params=variables['params'], tx=tx,
-                           batch_stats=variables['batch_stats'])
+                           batch_stats=variables.get('batch_stats', {}))  # {}: no BatchNorm (VGG)

@@ -36,7 +36,7 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 
 def train_step(state: TrainState, batch: dict, rng: jax.Array, *, ignore_label: int,
-               learning_rate_fn: optax.Schedule) -> tuple[TrainState, dict]:
+               learning_rate_fn: optax.Schedule, aux_loss_weight: float = 0.5) -> tuple[TrainState, dict]:
   """One SGD step on batch {'image': [B, H, W, 3], 'label': [B, H, W]}; returns (state, metrics)."""
   dropout_rng = jax.random.fold_in(rng, state.step)
 
@@ -44,17 +44,20 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, ignore_label: 
     outputs, updates = state.apply_fn({'params': params, 'batch_stats': state.batch_stats},
                                       batch['image'], mutable=['batch_stats'],
                                       rngs={'dropout': dropout_rng})
-    return losses.cross_entropy(outputs['logits'], batch['label'], ignore_label), updates
+    loss, _ = losses.deeplab_loss(outputs, batch['label'], ignore_label, aux_loss_weight)
+    return loss, updates
 
   (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  new_state = state.apply_gradients(grads=grads, batch_stats=updates['batch_stats'])
+  new_state = state.apply_gradients(grads=grads, batch_stats=updates.get('batch_stats', {}))
   return new_state, {'loss': loss, 'learning_rate': learning_rate_fn(state.step),
                      'grad_norm': optax.tree.norm(grads)}
 
 
-def jit_train_step(mesh: Mesh, ignore_label: int, learning_rate_fn: optax.Schedule) -> Callable:
+def jit_train_step(mesh: Mesh, ignore_label: int, learning_rate_fn: optax.Schedule,
+                   aux_loss_weight: float = 0.5) -> Callable:
   """train_step jitted over mesh: state replicated, batch split on 'data'; the old state is donated."""
-  step = functools.partial(train_step, ignore_label=ignore_label, learning_rate_fn=learning_rate_fn)
+  step = functools.partial(train_step, ignore_label=ignore_label, learning_rate_fn=learning_rate_fn,
+                           aux_loss_weight=aux_loss_weight)
   return jax.jit(step, in_shardings=(replicated(mesh), batch_sharding(mesh), replicated(mesh)),
                  out_shardings=(replicated(mesh), replicated(mesh)), donate_argnums=0)
 

@@ -37,3 +37,20 @@ def test_ignored_pixels_get_no_gradient_and_do_not_change_the_loss():
 
 def test_all_ignored_gives_zero():
   assert float(losses.cross_entropy(jnp.ones((1, 2, 2, 3)), jnp.full((1, 2, 2), 255), 255)) == 0.0
+
+
+def test_deeplab_loss_msc_has_four_terms_and_aux_is_weighted():
+  rng = np.random.default_rng(2)
+  maps = [jnp.asarray(rng.normal(size=(1, 4, 5, 3)).astype(np.float32)) for _ in range(4)]
+  labels = jnp.asarray(rng.integers(0, 3, size=(1, 4, 5)))
+  outputs = {'logits': jnp.max(jnp.stack(maps[:3]), 0), 'scale_logits': maps[:3]}
+  total, terms = losses.deeplab_loss(outputs, labels, 255)
+  assert sorted(terms) == ['logits', 'scale0', 'scale1', 'scale2']
+  expected = sum(numpy_cross_entropy(np.asarray(m), np.asarray(labels), 255)
+                 for m in [outputs['logits']] + maps[:3])
+  np.testing.assert_allclose(total, expected, rtol=1e-5)
+  total_aux, terms = losses.deeplab_loss({'logits': maps[0], 'aux': maps[3]}, labels, 255, 0.4)
+  np.testing.assert_allclose(total_aux, numpy_cross_entropy(np.asarray(maps[0]), np.asarray(labels), 255)
+                             + 0.4 * numpy_cross_entropy(np.asarray(maps[3]), np.asarray(labels), 255),
+                             rtol=1e-5)
+  assert sorted(terms) == ['aux', 'logits']

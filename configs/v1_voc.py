@@ -1,0 +1,29 @@
+"""DeepLab v1 LargeFOV, VGG-16, PASCAL VOC 2012 train_aug -> val (67.64 mIoU with CRF, 62.25 before).
+
+VGG-16 with pool4/pool5 at stride 1 and conv5 at rate 2 (output stride 8), fc6 3x3 at rate 12 with 1024
+channels, fc7 1x1 1024, dropout 0.5, 1x1 logits upsampled bilinearly. The v1 paper's recipe: batch 20,
+learning rate 1e-3, momentum 0.9, weight decay 5e-4, crops of 306; its step schedule (x0.1 every 2000
+iterations, 6000 in all) is approximated here by the poly schedule over 6000 steps. The CRF is a
+separate post-processing step.
+"""
+from configs import base
+
+
+def get_config():
+  config = base.get_config()
+  model = config.model
+  model.backbone = 'vgg16'
+  model.head = 'largefov'
+  model.largefov_rate = 12
+  model.fc_features = 1024
+  model.output_stride = 8
+  model.multi_grid = ()
+  model.image_pooling = False
+  config.data.crop_size = 306
+  config.data.min_scale = config.data.max_scale = 1.0  # v1 trained without scale augmentation
+  train = config.train
+  train.batch_size = 20
+  train.base_lr = 0.001
+  train.weight_decay = 5e-4
+  train.num_steps = 6000
+  return config

@@ -1,0 +1,31 @@
+"""DeepLab v2 ASPP-L, ResNet-101 with multi-scale inputs, PASCAL VOC 2012 train_aug -> val.
+
+The v2 paper's best VOC model without COCO: ASPP-L (4 branches at rates 6, 12, 18, 24, logits summed)
+on ResNet-101 at output stride 8, MSC training at scales 1, 0.75, 0.5 (max fusion, loss on every scale
+and on the fused output), frozen BatchNorm as in Caffe, batch 10, poly learning rate 2.5e-4 (power 0.9),
+20k steps, crops of 321, random scaling 0.5-1.5. As in the released model, each ResNet branch is a
+single 3x3 conv to the classes (fc_features=0). The VGG-16 variant: --config.model.backbone=vgg16
+--config.model.fc_features=1024 --config.train.base_lr=0.001 --config.model.msc_scales='()'.
+"""
+from configs import base
+
+
+def get_config():
+  config = base.get_config()
+  model = config.model
+  model.backbone = 'resnet101'
+  model.head = 'aspp_l'
+  model.asppl_rates = (6, 12, 18, 24)
+  model.fc_features = 0
+  model.output_stride = 8
+  model.multi_grid = ()
+  model.msc_scales = (1.0, 0.75, 0.5)
+  model.fine_tune_batch_norm = False
+  config.data.crop_size = 321
+  config.data.max_scale = 1.5
+  train = config.train
+  train.batch_size = 10
+  train.base_lr = 2.5e-4
+  train.weight_decay = 5e-4
+  train.num_steps = 20_000
+  return config

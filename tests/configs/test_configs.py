@@ -1,0 +1,69 @@
+"""Every config file loads, builds, trains one step on 8 devices and evaluates at another output stride.
+
+Widths and depths are shrunk through the configs' own fields (ResNet units and width, Xception middle
+units, MobileNet width, fc and ASPP channels) and the crop is 33 px, so each takes seconds; what each
+config chooses (backbone, head, decoder, separable convs, MSC, output strides) is kept.
+"""
+import glob
+import importlib
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from deeplab_jax.models.deeplab import build_model
+from deeplab_jax.train import loop, optimizer, steps
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, 'configs', '*.py'))
+                 if os.path.basename(p) not in ('__init__.py', 'cityscapes.py', 'base.py'))
+CROP = 33
+# base.py is the v3_voc recipe without its eval stride; quickstart trains end to end in tests/test_main.py.
+SKIP = ('quickstart',)
+
+
+def shrink(config):
+  model = config.model
+  model.resnet.blocks = (1, 1, 1, len(model.multi_grid) or 1)
+  model.resnet.width = 8
+  model.xception.middle_units = 1
+  model.mobilenet.width_multiplier = 0.35
+  model.aspp_features = 16
+  model.decoder_low_level_features = 8
+  model.fc_features = min(model.fc_features, 16)
+  config.data.crop_size = CROP
+  config.train.batch_size = 8
+  return config
+
+
+def test_every_experiment_config_is_tested():
+  assert {'v1_voc', 'v2_voc', 'v3_voc', 'v3plus_voc', 'v3plus_resnet101_voc', 'v3plus_mobilenetv2_voc',
+          'v3_cityscapes', 'v3plus_cityscapes', 'quickstart'} <= set(CONFIGS)
+
+
+@pytest.mark.parametrize('name', [c for c in CONFIGS if c not in SKIP])
+def test_config_trains_one_step_and_evaluates_at_another_stride(name):
+  config = shrink(importlib.import_module(f'configs.{name}').get_config())
+  num_classes = config.data.num_classes
+  mesh = steps.make_mesh()
+  assert mesh.size == 8
+  state = loop.init_state(config, mesh, jax.random.key(0))
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, num_classes, size=(8, CROP, CROP)).astype(np.int32)
+  labels[:, :3] = config.data.ignore_label
+  batch = steps.global_batch({'image': rng.normal(size=(8, CROP, CROP, 3)).astype(np.float32),
+                              'label': labels}, mesh)
+  step = steps.jit_train_step(mesh, config.data.ignore_label, optimizer.poly_schedule(config.train),
+                              config.train.aux_loss_weight)
+  new_state, metrics = step(state, batch, jax.random.key(1))
+  assert np.isfinite(float(metrics['loss'])) and float(metrics['grad_norm']) > 0
+
+  train_stride = config.model.output_stride
+  eval_stride = config.model.eval_output_stride
+  eval_stride = eval_stride if eval_stride and eval_stride != train_stride else (16 if train_stride == 8
+                                                                                 else 8)
+  model = build_model(config.model, num_classes, train=False, output_stride=eval_stride)
+  confusion = steps.jit_eval_step(mesh, model, num_classes, config.data.ignore_label)(
+      new_state.variables(), batch)
+  assert int(np.asarray(confusion).sum()) == int((labels != config.data.ignore_label).sum())

@@ -1,0 +1,103 @@
+"""Parameter counts equal the PyTorch peers' where the architectures coincide (skips without torch)."""
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from configs import base
+from deeplab_jax.models.deeplab import build_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+for peers in (os.path.join(ROOT, '..', 'shared', 'peers'), '/work/shared/peers'):
+  if os.path.isdir(peers):
+    sys.path.insert(0, peers)
+    break
+torch = pytest.importorskip('torch')
+pytest.importorskip('tv_shim')
+
+
+def jax_param_count(model_cfg, num_classes=21) -> int:
+  model = build_model(model_cfg, num_classes, train=False)
+  variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 65, 65, 3)))
+  return sum(x.size for x in jax.tree.leaves(variables['params']))
+
+
+def torch_param_count(module) -> int:
+  return sum(p.numel() for p in module.parameters())  # BN running statistics are buffers, not counted
+
+
+def torchvision_head_config(depth: int, aux: bool):
+  """The torchvision deeplabv3_resnet{50,101} variant: OS 8, no multi-grid, 3x3 conv after ASPP."""
+  model = base.get_config().model
+  model.backbone = f'resnet{depth}'
+  model.output_stride = 8
+  model.multi_grid = ()
+  model.resnet.dilation_style = 'torchvision'
+  model.dropout_rate = 0.5
+  model.aspp_post_conv = True
+  model.aux_head = aux
+  return model
+
+
+@pytest.mark.parametrize('depth', [50, 101])
+@pytest.mark.parametrize('aux', [False, True])
+def test_torchvision_deeplabv3_param_count(depth, aux):
+  import tv_shim  # noqa: F401  (makes torchvision importable in this environment)
+  from torchvision.models import segmentation
+  build = getattr(segmentation, f'deeplabv3_resnet{depth}')
+  peer = build(weights=None, weights_backbone=None, num_classes=21, aux_loss=aux)
+  assert jax_param_count(torchvision_head_config(depth, aux)) == torch_param_count(peer)
+
+
+def test_torchvision_aux_head_changes_the_count():
+  # The aux head is 1024*256*9 + 2*256 + 256*21 + 21 parameters: the equality above covers it.
+  assert (jax_param_count(torchvision_head_config(50, True)) -
+          jax_param_count(torchvision_head_config(50, False))) == 1024 * 256 * 9 + 512 + 256 * 21 + 21
+
+
+def smp_config():
+  """segmentation_models_pytorch 0.6 DeepLabV3Plus(resnet101) as built by its source: separable ASPP
+  branches with no BN between depthwise and pointwise, a separable 3x3 after the projection, one
+  separable decoder conv, 7x7 stem."""
+  model = base.get_config().model
+  model.backbone = 'resnet101'
+  model.aspp_separable = True
+  model.separable_depthwise_bn = False
+  model.aspp_post_conv = True
+  model.decoder = True
+  model.decoder_convs = 1
+  model.decoder_separable = True
+  model.dropout_rate = 0.5
+  return model
+
+
+def test_smp_deeplabv3plus_resnet101_param_count():
+  smp = pytest.importorskip('segmentation_models_pytorch')
+  peer = smp.DeepLabV3Plus(encoder_name='resnet101', encoder_weights=None, classes=21)
+  assert jax_param_count(smp_config()) == torch_param_count(peer)
+
+
+@pytest.mark.parametrize('width', [1.0, 0.5])
+def test_mobilenetv2_param_count_matches_torchvision_features(width):
+  # DeepLab stops at the last inverted residual: torchvision's features without the final 1x1 to 1280.
+  import tv_shim  # noqa: F401
+  import torchvision
+  from deeplab_jax.models import layers, mobilenet
+  module = mobilenet.MobileNetV2(layers.make_norm(False, 0.9997, 1e-5), 16, width)
+  variables = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 65, 65, 3)))
+  ours = sum(x.size for x in jax.tree.leaves(variables['params']))
+  peer = torchvision.models.mobilenet_v2(width_mult=width)
+  assert ours == torch_param_count(peer.features[:-1])
+
+
+def test_xception65_param_count_matches_timm():
+  # timm's xception65 is the aligned Xception of DeepLabv3+ (BN after every depthwise conv).
+  import tv_shim  # noqa: F401
+  timm = pytest.importorskip('timm')
+  from deeplab_jax.models import layers, xception
+  module = xception.Xception65(layers.make_norm(False, 0.9997, 1e-5), 16)
+  variables = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 65, 65, 3)))
+  ours = sum(x.size for x in jax.tree.leaves(variables['params']))
+  assert ours == torch_param_count(timm.create_model('xception65', pretrained=False, num_classes=0))
