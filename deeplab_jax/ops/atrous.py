@@ -1,15 +1,51 @@
-"""Atrous (dilated) convolution as Flax linen modules.
+"""Atrous (dilated) convolution as Flax linen modules, in two implementations.
 
 Atrous convolution samples its input with holes: a k x k kernel at rate r reads pixels r apart, covering
-(k - 1) * r + 1 pixels per side with only k * k weights. It is `lax.conv_general_dilated` with
-`rhs_dilation=(r, r)`, in NHWC / HWIO layout.
+(k - 1) * r + 1 pixels per side with only k * k weights. Two ways to compute it, same numbers:
+
+- 'dilation': `lax.conv_general_dilated` with `rhs_dilation=(r, r)`, in NHWC / HWIO layout. XLA may
+  lower this on some backends by zero-padding the kernel to (k - 1) * r + 1 taps per side, which makes large rates
+  very slow (SPEC, "Known traps").
+- 'space_to_batch': DeepLab v2 §3.1. The r * r phase sub-images x[p::r, q::r] go into the batch, a dense
+  (rate 1) conv runs on them, and the outputs are interleaved back. Only k * k taps are ever computed.
+
+`default_impl` says which one measured faster on a platform.
 """
+import math
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 _DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
+IMPLS = ('dilation', 'space_to_batch')
+
+# Faster implementation per (platform, depthwise). CPU: 2026-11-20, 2 shared cores, float32, batch 1,
+# `python -m deeplab_jax.ops.atrous_benchmark --repeats=3 --cases=aspp_os16,xception_dw_os16` and
+# `... --cases=aspp_os8,xception_dw_os8 --passes=fwd` (table in notes_atrous.md): geometric mean of
+# dilation / space_to_batch time over rates 2..36 was 0.29 (OS 16) and 0.77 (OS 8) for the ASPP conv,
+# 0.72 and 0.69 for depthwise, so 'dilation' wins both. Platforms not listed use 'dilation'.
+_DEFAULT_IMPL = {
+    ('cpu', False): 'dilation',
+    ('cpu', True): 'dilation',
+    # GPU: not measured yet (no GPU in the session that wrote this), so the SPEC's default stays.
+    ('gpu', False): 'dilation',
+    ('gpu', True): 'dilation',
+}
+
+
+def default_impl(platform: str, depthwise: bool) -> str:
+  """The atrous implementation measured fastest on `platform` ('cpu', 'gpu', 'tpu', ...).
+
+  Args:
+    platform: a JAX backend name, e.g. `jax.default_backend()`.
+    depthwise: whether the conv is depthwise (feature_group_count = channels).
+
+  Returns:
+    'dilation' or 'space_to_batch'; 'dilation' for platforms without a measurement.
+  """
+  return _DEFAULT_IMPL.get((platform.lower(), bool(depthwise)), 'dilation')
 
 
 def same_padding(kernel_size: int, rate: int) -> tuple[int, int]:
@@ -23,12 +59,88 @@ def same_padding(kernel_size: int, rate: int) -> tuple[int, int]:
 
 
 def atrous_conv(x: jax.Array, kernel: jax.Array, rate: int = 1, stride: int = 1,
-                feature_group_count: int = 1) -> jax.Array:
-  """Atrous convolution of x [B, H, W, Cin] with kernel [k, k, Cin / groups, Cout]."""
+                feature_group_count: int = 1, impl: str = 'dilation') -> jax.Array:
+  """'Same'-padded atrous convolution.
+
+  Args:
+    x: input [B, H, W, Cin].
+    kernel: [kh, kw, Cin / feature_group_count, Cout].
+    rate: dilation rate r.
+    stride: spatial stride s.
+    feature_group_count: Cin for a depthwise conv, else 1.
+    impl: 'dilation' or 'space_to_batch'; rate 1 or stride != 1 always runs the plain conv.
+
+  Returns:
+    [B, ceil(H / s), ceil(W / s), Cout].
+  """
+  if impl not in IMPLS:
+    raise ValueError(f'atrous_conv: impl={impl!r}; expected one of {IMPLS}.')
+  if impl == 'space_to_batch' and rate > 1 and stride == 1:
+    return _space_to_batch_conv(x, kernel, rate, feature_group_count)
   padding = [same_padding(kernel.shape[0], rate), same_padding(kernel.shape[1], rate)]
   return lax.conv_general_dilated(
       x, kernel, window_strides=(stride, stride), padding=padding, rhs_dilation=(rate, rate),
       dimension_numbers=_DIMENSION_NUMBERS, feature_group_count=feature_group_count)
+
+
+def _phase_padding(size: int, kernel_size: int, rate: int) -> tuple[int, int, int]:
+  """Padding (low, high) of one spatial axis for space-to-batch, and the rows per phase output.
+
+  Output row i = q * r + p reads padded rows i + t * r = (q + t) * r + p, t < k: row q + t of phase p.
+  So each phase needs ceil(size / r) + k - 1 rows, and the padded axis r times that; the low side is
+  the SAME padding, the high side whatever is left (at least the SAME padding, since r * ceil(size / r)
+  >= size).
+  """
+  out_rows = math.ceil(size / rate)
+  low, _ = same_padding(kernel_size, rate)
+  padded = rate * (out_rows + kernel_size - 1)
+  return low, padded - size - low, out_rows
+
+
+def _split_padding(padding: tuple[int, int, int], rate: int,
+                   in_conv: bool) -> tuple[tuple[int, int], tuple[int, int]]:
+  """Splits one axis' (low, high) phase padding into padding of x and padding of each phase's conv."""
+  low, high, _ = padding
+  phase = (low // rate, high // rate) if in_conv else (0, 0)
+  return (low - rate * phase[0], high - rate * phase[1]), phase
+
+
+def _space_to_batch_conv(x: jax.Array, kernel: jax.Array, rate: int,
+                         feature_group_count: int) -> jax.Array:
+  """Stride-1 'same' atrous conv as a dense conv over the r * r phase sub-images.
+
+  Args:
+    x: [B, H, W, Cin].
+    kernel: [kh, kw, Cin / feature_group_count, Cout].
+    rate: r > 1.
+    feature_group_count: passed through to the dense conv (Cin for depthwise).
+
+  Returns:
+    [B, H, W, Cout], equal to the rhs_dilation conv up to float rounding.
+  """
+  batch, height, width, channels = x.shape
+  pad_h = _phase_padding(height, kernel.shape[0], rate)
+  pad_w = _phase_padding(width, kernel.shape[1], rate)
+  # The padding's whole multiples of r can instead pad every phase inside the conv. On XLA:CPU that
+  # ran ~4x faster than a VALID conv on pre-padded phases of 17x17 (rate 2 at 33x33), but ~18x slower
+  # on phases smaller than the kernel (2x2 at rate 18), so it is used only for phases at least k wide.
+  out_h, out_w = pad_h[2], pad_w[2]
+  in_conv = min(out_h, out_w) >= max(kernel.shape[:2])
+  (pre_h, phase_h), (pre_w, phase_w) = (_split_padding(pad, rate, in_conv) for pad in (pad_h, pad_w))
+  x = jnp.pad(x, ((0, 0), pre_h, pre_w, (0, 0)))
+  rows, cols = x.shape[1] // rate, x.shape[2] // rate
+  # [B, rows*r, cols*r, C] -> [r, r, B, rows, cols, C] -> [r*r*B, rows, cols, C]: phase (p, q) is
+  # x[:, p::r, q::r], a batch of its own.
+  x = x.reshape(batch, rows, rate, cols, rate, channels).transpose(2, 4, 0, 1, 3, 5)
+  x = x.reshape(rate * rate * batch, rows, cols, channels)
+  y = lax.conv_general_dilated(x, kernel, window_strides=(1, 1), padding=(phase_h, phase_w),
+                               dimension_numbers=_DIMENSION_NUMBERS,
+                               feature_group_count=feature_group_count)
+  features = y.shape[-1]
+  # Inverse: [r*r*B, out_h, out_w, F] -> [B, out_h, r, out_w, r, F] -> [B, out_h*r, out_w*r, F].
+  y = y.reshape(rate, rate, batch, out_h, out_w, features).transpose(2, 3, 0, 4, 1, 5)
+  y = y.reshape(batch, out_h * rate, out_w * rate, features)
+  return y[:, :height, :width]
 
 
 class AtrousConv(nn.Module):
@@ -41,6 +153,8 @@ class AtrousConv(nn.Module):
     stride: spatial stride.
     use_bias: add a bias (False when a BatchNorm follows).
     dtype: computation dtype (parameters stay float32).
+    kernel_init: kernel initialiser.
+    impl: 'dilation' or 'space_to_batch' (see `atrous_conv`); the parameters are the same for both.
   """
   features: int
   kernel_size: int = 3
@@ -50,13 +164,15 @@ class AtrousConv(nn.Module):
   dtype: jnp.dtype = jnp.float32
   kernel_init: nn.initializers.Initializer = nn.initializers.variance_scaling(
       2.0, 'fan_out', 'normal')
+  impl: str = 'dilation'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """x [B, H, W, Cin] -> [B, H', W', features]."""
     k = self.kernel_size
     kernel = self.param('kernel', self.kernel_init, (k, k, x.shape[-1], self.features), jnp.float32)
-    y = atrous_conv(x.astype(self.dtype), kernel.astype(self.dtype), self.rate, self.stride)
+    y = atrous_conv(x.astype(self.dtype), kernel.astype(self.dtype), self.rate, self.stride,
+                    impl=self.impl)
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
     return y
@@ -66,6 +182,16 @@ class AtrousDepthwiseConv(nn.Module):
   """Depthwise k x k convolution at dilation `rate` (one filter per input channel).
 
   The kernel is [k, k, 1, C * depth_multiplier], the layout of `feature_group_count=C`.
+
+  Attributes:
+    kernel_size: k (square kernels).
+    rate: dilation rate r; 1 is an ordinary convolution.
+    stride: spatial stride.
+    depth_multiplier: output channels per input channel.
+    use_bias: add a bias.
+    dtype: computation dtype (parameters stay float32).
+    kernel_init: kernel initialiser.
+    impl: 'dilation' or 'space_to_batch' (see `atrous_conv`); the parameters are the same for both.
   """
   kernel_size: int = 3
   rate: int = 1
@@ -75,6 +201,7 @@ class AtrousDepthwiseConv(nn.Module):
   dtype: jnp.dtype = jnp.float32
   kernel_init: nn.initializers.Initializer = nn.initializers.variance_scaling(
       1.0, 'fan_in', 'normal')
+  impl: str = 'dilation'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -83,8 +210,7 @@ class AtrousDepthwiseConv(nn.Module):
     out = channels * self.depth_multiplier
     kernel = self.param('kernel', self.kernel_init, (k, k, 1, out), jnp.float32)
     y = atrous_conv(x.astype(self.dtype), kernel.astype(self.dtype), self.rate, self.stride,
-                    feature_group_count=channels)
+                    feature_group_count=channels, impl=self.impl)
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (out,), jnp.float32).astype(self.dtype)
     return y
-

@@ -1,10 +1,16 @@
-"""Atrous convolution against a dense numpy convolution with the zero-inserted kernel."""
+"""Atrous convolution against a dense numpy convolution with the zero-inserted kernel, and its
+space-to-batch implementation against the rhs_dilation one (outputs and gradients)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from deeplab_jax.ops import atrous
 from deeplab_jax.ops.atrous import AtrousConv, AtrousDepthwiseConv
+
+# Every rate DeepLab uses; 33x33 and 65x65 are the ASPP inputs of a 513x513 image at OS 16 and OS 8.
+RATES = [1, 2, 6, 12, 18, 24, 36]
+SIZES = [(33, 33), (65, 65), (19, 30)]
 
 
 def dilate(kernel: np.ndarray, rate: int) -> np.ndarray:
@@ -67,3 +73,99 @@ def test_strided_conv_pads_like_pytorch():
   y = np.asarray(module.apply(variables, jnp.asarray(x)))[0, 0, :, 0]
   expected = [sum(v for v in (2 * i - 1, 2 * i, 2 * i + 1) if 0 <= v < 8) for i in range(4)]
   np.testing.assert_allclose(y, expected)
+
+
+def _both_impls(module_cls, x: np.ndarray, seed: int, **kwargs):
+  """Outputs of module_cls(impl=...) for both impls with the same parameters, and those parameters."""
+  x = jnp.asarray(x)
+  variables = module_cls(**kwargs).init(jax.random.key(seed), x)
+  outputs = [module_cls(impl=impl, **kwargs).apply(variables, x) for impl in atrous.IMPLS]
+  return [np.asarray(y) for y in outputs], variables
+
+
+@pytest.mark.parametrize('rate', RATES)
+@pytest.mark.parametrize('size', SIZES)
+def test_space_to_batch_equals_dilation(rate, size):
+  x = np.random.default_rng(rate).normal(size=(2, *size, 3)).astype(np.float32)
+  (dilated, s2b), _ = _both_impls(AtrousConv, x, rate, features=4, kernel_size=3, rate=rate)
+  assert s2b.shape == dilated.shape == (2, *size, 4)
+  np.testing.assert_allclose(s2b, dilated, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('rate', RATES)
+@pytest.mark.parametrize('size', SIZES)
+def test_depthwise_space_to_batch_equals_dilation(rate, size):
+  x = np.random.default_rng(20 + rate).normal(size=(2, *size, 5)).astype(np.float32)
+  (dilated, s2b), _ = _both_impls(AtrousDepthwiseConv, x, rate, kernel_size=3, rate=rate,
+                                  depth_multiplier=2)
+  assert s2b.shape == dilated.shape == (2, *size, 10)
+  np.testing.assert_allclose(s2b, dilated, rtol=1e-5, atol=1e-5)
+
+
+def test_space_to_batch_equals_numpy_reference():
+  # Independent of the dilation path: against the dense numpy conv with the zero-inserted kernel.
+  x = np.random.default_rng(3).normal(size=(1, 23, 17, 3)).astype(np.float32)
+  (_, s2b), variables = _both_impls(AtrousConv, x, 3, features=4, kernel_size=3, rate=6)
+  kernel = np.asarray(variables['params']['kernel'], np.float64)
+  np.testing.assert_allclose(s2b, dense_conv(x.astype(np.float64), dilate(kernel, 6)),
+                             rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('kernel_size', [2, 4, 5])
+@pytest.mark.parametrize('rate', [3, 7])
+def test_space_to_batch_any_kernel_size(kernel_size, rate):
+  # Even kernels pad asymmetrically (same_padding); the phase padding has to follow.
+  rng = np.random.default_rng(kernel_size * 10 + rate)
+  x = jnp.asarray(rng.normal(size=(1, 11, 14, 3)), jnp.float32)
+  kernel = jnp.asarray(rng.normal(size=(kernel_size, kernel_size, 3, 2)), jnp.float32)
+  dilated = atrous.atrous_conv(x, kernel, rate)
+  s2b = atrous.atrous_conv(x, kernel, rate, impl='space_to_batch')
+  np.testing.assert_allclose(np.asarray(s2b), np.asarray(dilated), rtol=1e-5, atol=1e-5)
+
+
+def _grads(impl: str, x: jax.Array, kernel: jax.Array, weights: jax.Array, rate: int,
+           depthwise: bool) -> tuple[jax.Array, jax.Array]:
+  """d/d(x, kernel) of sum(conv(x, kernel) * weights)."""
+  groups = x.shape[-1] if depthwise else 1
+
+  def loss(x, kernel):
+    y = atrous.atrous_conv(x, kernel, rate, feature_group_count=groups, impl=impl)
+    # Random weights, not ones: a cotangent that differs per pixel catches a wrong phase interleave.
+    return jnp.sum(y * weights)
+
+  return jax.grad(loss, argnums=(0, 1))(x, kernel)
+
+
+@pytest.mark.parametrize('depthwise', [False, True])
+@pytest.mark.parametrize('rate', RATES)
+def test_space_to_batch_gradients_equal_dilation(rate, depthwise):
+  rng = np.random.default_rng(rate)
+  channels, features = 4, 4 if depthwise else 3
+  x = jnp.asarray(rng.normal(size=(1, 33, 27, channels)), jnp.float32)
+  kernel = jnp.asarray(rng.normal(size=(3, 3, 1 if depthwise else channels, features)), jnp.float32)
+  weights = jnp.asarray(rng.normal(size=(1, 33, 27, features)), jnp.float32)
+  dilated = _grads('dilation', x, kernel, weights, rate, depthwise)
+  s2b = _grads('space_to_batch', x, kernel, weights, rate, depthwise)
+  for got, want in zip(s2b, dilated):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
+
+
+def test_space_to_batch_strided_falls_back_to_plain_conv():
+  x = np.random.default_rng(4).normal(size=(1, 15, 12, 3)).astype(np.float32)
+  (dilated, s2b), _ = _both_impls(AtrousConv, x, 4, features=2, kernel_size=3, rate=2, stride=2)
+  assert s2b.shape == (1, 8, 6, 2)
+  np.testing.assert_array_equal(s2b, dilated)
+
+
+def test_unknown_impl_is_a_clear_error():
+  with pytest.raises(ValueError, match='space_to_batch'):
+    atrous.atrous_conv(jnp.zeros((1, 5, 5, 1)), jnp.zeros((3, 3, 1, 1)), 2, impl='s2b')
+
+
+def test_default_impl_per_platform():
+  for platform in ('cpu', 'gpu', 'tpu'):
+    for depthwise in (False, True):
+      assert atrous.default_impl(platform, depthwise) in atrous.IMPLS
+  # Unmeasured platforms keep the SPEC's default.
+  assert atrous.default_impl('tpu', False) == 'dilation'
+  assert atrous.default_impl('gpu', True) == 'dilation'
