@@ -1,0 +1,38 @@
+"""Every experiments/*.ipynb executes top to bottom on the smoke sweep's results and prints its table."""
+import glob
+import os
+
+import nbclient
+import nbformat
+import pytest
+
+from tests.conftest import ROOT
+from tests.smoke_sweep import smoke_sweep
+
+NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, 'experiments', '*.ipynb')))
+
+
+@pytest.fixture(scope='session')
+def smoke(tmp_path_factory):
+  return smoke_sweep(str(tmp_path_factory.getbasetemp() / 'smoke'))
+
+
+def test_there_are_notebooks():
+  assert {os.path.basename(p) for p in NOTEBOOKS} >= {'ablation_tables.ipynb', 'training_curves.ipynb'}
+
+
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=os.path.basename)
+def test_notebook_executes_and_prints_its_table(path, smoke, monkeypatch):
+  monkeypatch.setenv('SWEEP_WORKDIR', smoke['workdir'])  # the kernel inherits this environment
+  monkeypatch.delenv('XLA_FLAGS', raising=False)
+  notebook = nbformat.read(path, as_version=4)
+  nbclient.NotebookClient(notebook, timeout=300, kernel_name='python3',
+                          resources={'metadata': {'path': os.path.dirname(path)}}).execute()
+  texts = [output.get('text', '') for cell in notebook.cells if cell.cell_type == 'code'
+           for output in cell.get('outputs', [])]
+  table = next(t for t in texts if t.startswith('| point |') or '\n| point |' in t)
+  for point in ('pool', 'no_pool'):
+    assert f'| {point} |' in table
+  assert 'not run yet' not in table  # both points finished, so every row has our number
+  images = [o for cell in notebook.cells for o in cell.get('outputs', []) if 'image/png' in o.get('data', {})]
+  assert images  # the plot
