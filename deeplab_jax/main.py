@@ -14,6 +14,12 @@ _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file, e.g. con
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder: checkpoints, logs, config.json, eval/. '
                                'Default: runs/<config file name>.')
 _MODE = flags.DEFINE_enum('mode', 'train', ['train'], 'train: train (resuming if possible), then evaluate.')
+_COORDINATOR = flags.DEFINE_string('coordinator_address', '', 'Multi-host: host:port of process 0 '
+                                   '(or env JAX_COORDINATOR_ADDRESS); empty: one process.')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', 0, 'Multi-host: process count; 0: auto-detect.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', -1, 'Multi-host: this process; -1: auto-detect.')
+_DISTRIBUTED = flags.DEFINE_bool('distributed', False, 'Multi-host with everything auto-detected '
+                                 '(TPU pod slices, SLURM, Open MPI).')
 flags.mark_flag_as_required('config')
 
 
@@ -33,7 +39,8 @@ def parse_flags(argv):
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # progress and results are printed; library INFO is noise
-  from deeplab_jax.train import loop  # after flag parsing, so --help is fast
+  from deeplab_jax.train import distributed, loop  # after flag parsing, so --help is fast
+  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _DISTRIBUTED.value)
   config_file = flags.FLAGS['config'].config_filename
   workdir = _WORKDIR.value or os.path.join('runs', os.path.splitext(os.path.basename(config_file))[0])
   try:

@@ -9,7 +9,7 @@ from tests.conftest import tiny_config
 def run_one_step(devices, batch, config):
   mesh = steps.make_mesh(devices)
   state = loop.init_state(config, mesh, jax.random.key(0))
-  step = steps.jit_train_step(mesh, 255, optimizer.poly_schedule(config.train))
+  step = steps.jit_train_step(mesh, steps.step_options(config, optimizer.poly_schedule(config.train)))
   new_state, step_metrics = step(state, steps.global_batch(batch, mesh), jax.random.key(1))
   return jax.device_get((new_state.params, new_state.batch_stats, step_metrics))
 
