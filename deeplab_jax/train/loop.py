@@ -97,7 +97,7 @@ def initial_state(config: ml_collections.ConfigDict, mesh, rng, log=print):
 def make_front(config: ml_collections.ConfigDict, mesh):
   """The jit or pmap front of the train step, by config.parallelism."""
   options = steps.step_options(config, optimizer.poly_schedule(config.train))
-  steps.check_batch_size(config.train.batch_size, config.train.grad_accum_steps, jax.device_count())
+  steps.check_batch_size(config.train.batch_size, config.train.grad_accum_steps, mesh.devices.size)
   if config.parallelism == 'jit':
     return steps.JitFront(mesh, options)
   if config.parallelism == 'pmap':

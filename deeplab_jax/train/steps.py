@@ -174,8 +174,9 @@ class PmapFront:
 
   def put_state(self, state: TrainState) -> TrainState:
     state = state.replace(apply_fn=self.model.apply)
-    host = jax.device_get(state)
-    return jax.tree.map(lambda x: jax.device_put_sharded([x] * len(self.devices), self.devices), host)
+    n, host = len(self.devices), jax.device_get(state)
+    sharding = NamedSharding(Mesh(np.array(self.devices), (PMAP_AXIS,)), P(PMAP_AXIS))
+    return jax.tree.map(lambda x: jax.device_put(np.stack([x] * n), sharding), host)
 
   def get_state(self, state: TrainState) -> TrainState:
     """The first replica as a global array replicated over the mesh (the jit front's form)."""
