@@ -91,7 +91,7 @@ def _step_folder(path: str) -> tuple[str, int]:
 def read_variables(path: str) -> dict:
   """{'params', 'batch_stats'} of a checkpoint as host numpy arrays, whatever model wrote them."""
   directory, step = _step_folder(path)
-  with ocp.CheckpointManager(directory) as manager:
+  with ocp.CheckpointManager(directory, item_handlers=ocp.StandardCheckpointHandler()) as manager:
     meta = manager.item_metadata(step).tree
     abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype,
                                                            sharding=_host_sharding()), meta)
