@@ -6,14 +6,14 @@ final parameters to OUT.npz.
 import os
 import sys
 
+import jax
+import numpy as np
+
+from deeplab_jax.train import distributed
+from tests.train.helpers import fixed_config, random_batches, run_steps
+
+# After the imports (tests.conftest asks for 8 devices) and before JAX creates its CPU backend.
 os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=4'
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-
-from deeplab_jax.train import distributed  # noqa: E402
-from tests.train.helpers import fixed_config, random_batches, run_steps  # noqa: E402
 
 
 def main(port: str, process_id: str, out: str):
