@@ -33,7 +33,8 @@ def test_two_processes_of_four_devices_match_one_of_eight(tmp_path):
     assert set(saved.files) == set(flat) | {'loss'}
     np.testing.assert_allclose(saved['loss'], [m['loss'] for m in history], rtol=1e-5)
     for name, value in flat.items():
-      # gloo's cross-process all-reduce sums in another order than the in-process one. Measured: the
-      # largest gap, 1.4e-6, is on early BatchNorm biases whose gradients cancel to ~1e-4 (their
-      # values after 3 steps are ~1e-4); a wrong shard or per-process statistics differ by ~1e-2.
-      np.testing.assert_allclose(saved[name], value, rtol=1e-5, atol=5e-6, err_msg=name)
+      # gloo's cross-process all-reduce sums in another order than the in-process one, and the gaps
+      # grow through 3 steps of BatchNorm backprop. Measured over two runs: at most 1.3e-5 absolute
+      # (stem kernel, values ~0.1) and 1.4e-6 on early BatchNorm biases (values ~1e-4); the loss agrees
+      # to 1e-5. So: atol 3e-5, far below the parameters' scale.
+      np.testing.assert_allclose(saved[name], value, rtol=1e-5, atol=3e-5, err_msg=name)

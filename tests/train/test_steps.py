@@ -65,7 +65,8 @@ def test_warmup_then_poly():
 def test_last_layer_lr_multiplier_scales_only_the_last_layer():
   config = tiny_config()
   config.train.weight_decay, config.train.momentum = 0.0, 0.0
-  params = {'head': {'logits': {'kernel': np.ones(2, np.float32)}, 'aspp': {'kernel': np.ones(2, np.float32)}}}
+  ones = np.ones(2, np.float32)
+  params = {'head': {'logits': {'kernel': ones}, 'aspp': {'kernel': ones}}}
   grads = jax.tree.map(np.ones_like, params)
   plain = optimizer.create_optimizer(config.train)
   config.train.last_layer_lr_multiplier = 10.0
