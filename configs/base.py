@@ -98,6 +98,19 @@ def get_config() -> ml_collections.ConfigDict:
   train.checkpoint_every = 1000  # steps between checkpoints (one is also saved at the end)
   train.keep_checkpoints = 3  # most recent checkpoints kept
   train.eval_every = 0  # steps between evaluations during training; 0 = only at the end
+  train.keep_best_checkpoint = True  # also keep the checkpoint with the best eval mIoU (eval_every runs)
+  train.grad_accum_steps = 1  # micro-batches per step: batch_size / grad_accum_steps run at a time
+  train.warmup_steps = 0  # linear warmup from 0 to base_lr before the poly schedule; 0 = none
+  train.last_layer_lr_multiplier = 1.0  # LR multiplier of the parameters under train.last_layers
+  train.last_layers = ('head/logits',)  # parameter path prefixes of the last layer(s)
+  train.class_weights = ()  # per-class loss weights (one per class); () = all 1
+  train.top_k_percent = 100.0  # hard pixel mining: % of each image's hardest pixels in the loss
+  train.hard_mining_steps = 0  # steps ramping the kept % from 100 to top_k_percent; 0 = from the start
+  train.init_checkpoint = ''  # checkpoint folder (a run's checkpoints/ or one step in it) to start from
+  train.reinit_head_on_mismatch = True  # re-initialise train.last_layers whose shapes differ from it
+  train.profile_steps = (0, 0)  # (start, stop): trace steps start..stop-1 to WORKDIR/profile; (0, 0) = off
+
+  config.parallelism = 'jit'  # 'jit': one step jitted over a device mesh; 'pmap': the pmap front
 
   config.eval = evaluation = ml_collections.ConfigDict()
   evaluation.batch_size = 8  # global eval batch

@@ -21,6 +21,12 @@ _MODE = flags.DEFINE_enum('mode', 'train',
                           "summary: the model's parameters and multiply-adds per module at the crop "
                           'size. inspect_data: counts, image sizes and class histogram of the data; '
                           'exit status 1 on bad files.')
+_COORDINATOR = flags.DEFINE_string('coordinator_address', '', 'Multi-host: host:port of process 0 '
+                                   '(or env JAX_COORDINATOR_ADDRESS); empty: one process.')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', 0, 'Multi-host: process count; 0: auto-detect.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', -1, 'Multi-host: this process; -1: auto-detect.')
+_DISTRIBUTED = flags.DEFINE_bool('distributed', False, 'Multi-host with everything auto-detected '
+                                 '(TPU pod slices, SLURM, Open MPI).')
 flags.mark_flag_as_required('config')
 
 
@@ -55,10 +61,11 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # progress and results are printed; library INFO is noise
   from deeplab_jax.evaluate import run  # after flag parsing, so --help is fast
-  from deeplab_jax.train import loop
+  from deeplab_jax.train import distributed, loop
   modes = {'train': loop.train_and_evaluate, 'eval': run.evaluate_checkpoint,
            'predict': run.predict_images, 'export': run.export_model, 'summary': print_summary,
            'inspect_data': inspect_data}
+  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _DISTRIBUTED.value)
   config_file = flags.FLAGS['config'].config_filename
   workdir = _WORKDIR.value or os.path.join('runs', os.path.splitext(os.path.basename(config_file))[0])
   try:

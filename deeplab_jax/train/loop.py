@@ -1,6 +1,4 @@
 """The training loop: restore or init, train with periodic logs and checkpoints, then evaluate."""
-import functools
-import json
 import os
 import signal
 import time
@@ -10,13 +8,14 @@ import jax
 import ml_collections
 from clu import metric_writers, metrics
 
+from deeplab_jax import checkpoint
 from deeplab_jax.checkpoint import Checkpointer
 from deeplab_jax.data import datasets, pipeline
 from deeplab_jax.errors import UserError
 from deeplab_jax.evaluate import evaluator
 from deeplab_jax.models.deeplab import build_model
 from deeplab_jax.train import optimizer, steps
-from deeplab_jax.train.state import create_train_state
+from deeplab_jax.train import state as state_lib
 
 
 @flax.struct.dataclass
@@ -75,18 +74,47 @@ class Progress:
 
 
 def init_state(config: ml_collections.ConfigDict, mesh, rng):
-  """A fresh, replicated train state of the config's training model."""
-  model = build_model(config.model, config.data.num_classes, train=True)
-  tx = optimizer.create_optimizer(config.train)
-  init = functools.partial(create_train_state, model=model, tx=tx, image_size=config.data.crop_size)
-  return jax.jit(init, out_shardings=steps.replicated(mesh))(rng)
+  """A fresh train state of the config's training model, replicated over mesh."""
+  return state_lib.init_state(config, steps.replicated(mesh), rng)
+
+
+def initial_state(config: ml_collections.ConfigDict, mesh, rng, log=print):
+  """A fresh state, with params and batch_stats from train.init_checkpoint when one is given.
+
+  The optimizer state and step start afresh (a new stage of training, e.g. v3's OS 8 fine-tuning);
+  last layers of another class count are re-initialised when train.reinit_head_on_mismatch allows.
+  """
+  state = init_state(config, mesh, rng)
+  if not config.train.init_checkpoint:
+    return state
+  loaded = checkpoint.read_variables(config.train.init_checkpoint)
+  prefixes = tuple(config.train.last_layers) if config.train.reinit_head_on_mismatch else ()
+  merged = checkpoint.merge_variables(state.variables(), loaded, prefixes)
+  merged = jax.device_put(merged, steps.replicated(mesh))
+  log(f'Initialised from {config.train.init_checkpoint}')
+  return state.replace(params=merged['params'], batch_stats=merged['batch_stats'])
+
+
+def make_front(config: ml_collections.ConfigDict, mesh):
+  """The jit or pmap front of the train step, by config.parallelism."""
+  options = steps.step_options(config, optimizer.poly_schedule(config.train))
+  steps.check_batch_size(config.train.batch_size, config.train.grad_accum_steps, mesh.devices.size)
+  if config.parallelism == 'jit':
+    return steps.JitFront(mesh, options)
+  if config.parallelism == 'pmap':
+    model = build_model(config.model, config.data.num_classes, train=True, axis_name=steps.PMAP_AXIS)
+    return steps.PmapFront(mesh, options, model)
+  raise UserError(f"Unknown parallelism {config.parallelism!r}; known: 'jit', 'pmap'.")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, log=print) -> dict:
   """Trains config's model for config.train.num_steps (resuming from WORKDIR/checkpoints), evaluates.
 
+  Every process trains on its own data shard; process 0 alone logs and writes files.
   Returns the final evaluation's metrics (also in WORKDIR/eval/<split>_step<N>.json).
   """
+  if jax.process_index() > 0:
+    log = lambda *_: None  # noqa: E731
   prepare_workdir(workdir, config)
   train_split, eval_split = datasets.load_splits(config.data, log)
   log(f'Data: {len(train_split)} train images ({config.data.train_split}), {len(eval_split)} eval '
@@ -94,44 +122,84 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, log=prin
   mesh = steps.make_mesh()
   shard = pipeline.Shard(jax.process_index(), jax.process_count())
   init_rng, dropout_rng = jax.random.split(jax.random.key(config.seed))
-  checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints'), config.train.keep_checkpoints)
-  state = checkpointer.restore_or_keep(init_state(config, mesh, init_rng))
-  start = int(state.step)
-  log(f'Resuming from the checkpoint at step {start}' if start else
-      f'Training {config.model.backbone} from scratch on {jax.device_count()} device(s)')
-  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints'), config.train.keep_checkpoints,
+                              config.train.keep_best_checkpoint)
+  try:
+    if checkpointer.latest_step() is None:
+      state = initial_state(config, mesh, init_rng, log)
+    else:
+      state = checkpointer.restore_or_keep(init_state(config, mesh, init_rng))
+    start = int(state.step)
+    log(f'Resuming from the checkpoint at step {start}' if start else
+        f'Training {config.model.backbone} from scratch on {jax.device_count()} device(s)')
+    writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
 
-  def run_eval(state):
-    results = evaluator.evaluate(state.variables(), eval_split, config, mesh, shard, log)
-    path = evaluator.write_results(workdir, eval_split.name, int(state.step), results)
-    writer.write_scalars(int(state.step), {'eval/miou': results['miou'],
-                                           'eval/pixel_accuracy': results['pixel_accuracy']})
-    writer.flush()
-    log(evaluator.format_results(results))
-    log(f'Wrote {path}')
-    return results
+    def run_eval(state):
+      results = evaluator.evaluate(state.variables(), eval_split, config, mesh, shard, log)
+      path = evaluator.write_results(workdir, eval_split.name, int(state.step), results)
+      writer.write_scalars(int(state.step), {'eval/miou': results['miou'],
+                                             'eval/pixel_accuracy': results['pixel_accuracy']})
+      writer.flush()
+      log(evaluator.format_results(results))
+      log(f'Wrote {path}')
+      return results
 
-  state = _train(config, state, start, train_split, mesh, shard, dropout_rng, checkpointer, writer,
-                 run_eval, log)
-  checkpointer.close()
+    state = _train(config, state, start, train_split, mesh, shard, dropout_rng, checkpointer, writer,
+                   run_eval, log, workdir)
+  finally:
+    checkpointer.close()  # lets pending async saves finish, also when training stopped on an error
   return run_eval(state)
 
 
+class Profile:
+  """A jax.profiler trace of steps [start, stop) to WORKDIR/profile (TensorBoard's profile tab, Perfetto)."""
+
+  def __init__(self, steps_range, workdir: str):
+    self.start, self.stop = steps_range
+    self.directory = os.path.join(workdir, 'profile')
+    self.active = False
+
+  def before(self, step: int):
+    if self.start < self.stop and step == self.start and jax.process_index() == 0:
+      jax.profiler.start_trace(self.directory)
+      self.active = True
+
+  def after(self, step: int, state):
+    if self.active and step + 1 >= self.stop:
+      jax.block_until_ready(state)  # the trace must contain the last step's device work
+      jax.profiler.stop_trace()
+      self.active = False
+
+
 def _train(config, state, start, train_split, mesh, shard, dropout_rng, checkpointer, writer, run_eval,
-           log):
-  """The step loop; on SIGINT/SIGTERM saves the current step and exits with status 130/143."""
+           log, workdir):
+  """The step loop; on SIGINT/SIGTERM saves the current step and exits with status 130/143.
+
+  A non-finite loss or gradient raises UserError before that step's state can be saved.
+  """
   train = config.train
   batches = pipeline.train_batches(train_split, config.data, config.seed, train.batch_size, start, shard)
-  step_fn = steps.jit_train_step(mesh, config.data.ignore_label, optimizer.poly_schedule(train),
-                                 train.aux_loss_weight)
+  front = make_front(config, mesh)
   progress, collected, stop = Progress(train.num_steps), None, StopRequest()
+  profile = Profile(tuple(train.profile_steps), workdir)
+  device_state = front.put_state(state)
   try:
     for step in range(start + 1, train.num_steps + 1):
-      state, step_metrics = step_fn(state, steps.global_batch(next(batches), mesh), dropout_rng)
+      profile.before(step)
+      with jax.profiler.StepTraceAnnotation('train', step_num=step):
+        device_state, step_metrics = front.step(device_state, front.put_batch(next(batches)),
+                                                dropout_rng)
+      profile.after(step, device_state)
+      step_metrics = front.metrics(step_metrics)
+      # One scalar read per step: the price of never checkpointing a diverged state.
+      if not bool(step_metrics.pop('finite')):
+        raise UserError(f'Non-finite loss or gradient at step {step} (loss {float(step_metrics["loss"])}'
+                        f'); stopped without saving it. The latest checkpoint '
+                        f'(step {checkpointer.latest_step()}) is the last good state. Lower '
+                        'train.base_lr, add train.warmup_steps, or check the data.')
       update = TrainMetrics.single_from_model_output(**step_metrics)
       collected = update if collected is None else collected.merge(update)
       if step == start + 1:
-        jax.block_until_ready(state)
         progress.mark(step)
       if step % train.log_every == 0 or step == train.num_steps:
         values = collected.compute()
@@ -141,18 +209,21 @@ def _train(config, state, start, train_split, mesh, shard, dropout_rng, checkpoi
         writer.write_scalars(step, scalars)
         log(f'{progress.line(step)}  loss {values["loss"]:.4f}  lr {values["learning_rate"]:.5f}')
         collected = None
-      if step % train.checkpoint_every == 0 or step == train.num_steps:
-        checkpointer.save(step, state)
-      if train.eval_every and step % train.eval_every == 0 and step != train.num_steps:
-        run_eval(state)
+      evaluate = train.eval_every and step % train.eval_every == 0 and step != train.num_steps
+      if evaluate or step % train.checkpoint_every == 0 or step == train.num_steps or stop.signal:
+        state = front.get_state(device_state)
+        results = run_eval(state) if evaluate else None
+        checkpointer.save(step, state, force=bool(stop.signal),
+                          metrics={'miou': results['miou']} if results else None)
       if stop.signal:
-        checkpointer.save(step, state, force=True)
         checkpointer.close()
         log(f'{stop.signal}: saved a checkpoint at step {step}; rerun the same command to resume.')
         raise SystemExit(130 if stop.signal == 'SIGINT' else 143)
   finally:
     stop.restore()
+    if profile.active:
+      jax.profiler.stop_trace()
     # Free the tf.data iterator while Python is fully alive: destroying it during interpreter shutdown
     # can deadlock on the label decoder's Python callback.
     batches.close()
-  return state
+  return front.get_state(device_state)

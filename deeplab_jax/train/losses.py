@@ -1,26 +1,69 @@
-"""Segmentation losses."""
+"""Segmentation losses: softmax cross-entropy over labelled pixels, with class weights and hard mining."""
+from typing import Sequence
+
 import jax
 import jax.numpy as jnp
 import optax
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array, ignore_label: int) -> jax.Array:
+def top_k_fraction(step: jax.Array, top_k_percent: float, hard_mining_steps: int) -> jax.Array:
+  """The fraction of pixels kept by hard mining at `step`, as the official DeepLab ramps it.
+
+  Starts at 1 (all pixels) and falls linearly to top_k_percent / 100 over hard_mining_steps (at once if 0).
+  """
+  target = top_k_percent / 100.0
+  ramp = jnp.minimum(1.0, step / hard_mining_steps) if hard_mining_steps else 1.0
+  return jnp.asarray(ramp * target + (1.0 - ramp), jnp.float32)
+
+
+def _kept_per_image(valid: jax.Array, fraction) -> jax.Array:
+  """[B] how many of each image's labelled pixels hard mining keeps (at least one if any)."""
+  count = jnp.sum(valid, axis=(1, 2)).astype(jnp.float32)
+  return jnp.minimum(count, jnp.maximum(jnp.ceil(count * fraction), jnp.minimum(count, 1.0)))
+
+
+def num_loss_pixels(labels: jax.Array, ignore_label: int, top_k: jax.Array | float = 1.0) -> jax.Array:
+  """The denominator of `cross_entropy`: labelled pixels, or those hard mining keeps. Labels only.
+
+  Steps that split a batch (devices, micro-batches) weight each part's mean loss by this count, so the
+  combined loss is the mean over the whole batch.
+  """
+  return jnp.sum(_kept_per_image(labels != ignore_label, top_k))
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array, ignore_label: int,
+                  class_weights: Sequence[float] | None = None,
+                  top_k: jax.Array | float = 1.0) -> jax.Array:
   """Softmax cross-entropy averaged over the pixels whose label is not `ignore_label`.
 
   Args:
     logits: [B, H, W, C] (computed in float32 whatever the model's dtype).
     labels: [B, H, W] integer class indices or ignore_label.
+    class_weights: optional [C] multipliers of each pixel's loss by its label. As in the official
+      DeepLab the mean still divides by the pixel count, not by the sum of weights.
+    top_k: fraction of each image's labelled pixels kept, the hardest (largest weighted loss) first:
+      online hard pixel mining. Per image, so that the loss does not depend on how a batch is split.
   Returns:
     Scalar loss; 0 when every pixel is ignored.
   """
   valid = labels != ignore_label
   safe_labels = jnp.where(valid, labels, 0)
   per_pixel = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), safe_labels)
-  return jnp.sum(per_pixel * valid) / jnp.maximum(jnp.sum(valid), 1)
+  if class_weights is not None:
+    per_pixel = per_pixel * jnp.asarray(class_weights, jnp.float32)[safe_labels]
+  per_pixel = jnp.where(valid, per_pixel, 0.0)
+  if isinstance(top_k, (int, float)) and top_k >= 1.0:
+    return jnp.sum(per_pixel) / jnp.maximum(jnp.sum(valid), 1)
+  kept = _kept_per_image(valid, top_k)
+  # Ignored pixels have loss 0 and sort last, so the first `kept` of each image are labelled ones.
+  ranked = -jnp.sort(-per_pixel.reshape(per_pixel.shape[0], -1), axis=1)
+  rank = jnp.arange(ranked.shape[1])[None, :]
+  return jnp.sum(jnp.where(rank < kept[:, None], ranked, 0.0)) / jnp.maximum(jnp.sum(kept), 1)
 
 
-def deeplab_loss(outputs: dict, labels: jax.Array, ignore_label: int,
-                 aux_loss_weight: float = 0.5) -> tuple[jax.Array, dict[str, jax.Array]]:
+def deeplab_loss(outputs: dict, labels: jax.Array, ignore_label: int, aux_loss_weight: float = 0.5,
+                 class_weights: Sequence[float] | None = None,
+                 top_k: jax.Array | float = 1.0) -> tuple[jax.Array, dict[str, jax.Array]]:
   """The training loss of a DeepLab's outputs: the sum of `cross_entropy` over its logit maps.
 
   'logits' always counts; with MSC (DeepLab v2) each of 'scale_logits' counts too, with weight 1 as in
@@ -30,14 +73,15 @@ def deeplab_loss(outputs: dict, labels: jax.Array, ignore_label: int,
   Args:
     outputs: the model's dict; every map [B, H, W, C] at the labels' size.
     labels: [B, H, W] class indices or ignore_label.
+    class_weights, top_k: as in `cross_entropy`, for every term.
   Returns:
     (total loss, {term name: loss}), names 'logits', 'scale0'.., 'aux'.
   """
-  terms = {'logits': cross_entropy(outputs['logits'], labels, ignore_label)}
+  terms = {'logits': cross_entropy(outputs['logits'], labels, ignore_label, class_weights, top_k)}
   for i, logits in enumerate(outputs.get('scale_logits', ())):
-    terms[f'scale{i}'] = cross_entropy(logits, labels, ignore_label)
+    terms[f'scale{i}'] = cross_entropy(logits, labels, ignore_label, class_weights, top_k)
   total = sum(terms.values())
   if 'aux' in outputs:
-    terms['aux'] = cross_entropy(outputs['aux'], labels, ignore_label)
+    terms['aux'] = cross_entropy(outputs['aux'], labels, ignore_label, class_weights, top_k)
     total = total + aux_loss_weight * terms['aux']
   return total, terms

@@ -1,11 +1,16 @@
 """The train state: step, parameters, optimizer state and BatchNorm statistics."""
+import functools
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 from flax.training import train_state
+
+from deeplab_jax.models.deeplab import build_model
+from deeplab_jax.train import optimizer
 
 
 class TrainState(train_state.TrainState):
@@ -22,3 +27,12 @@ def create_train_state(rng: jax.Array, model: nn.Module, tx: optax.GradientTrans
   variables = model.init(rng, jnp.zeros((1, image_size, image_size, 3), jnp.float32))
   return TrainState.create(apply_fn=model.apply, params=variables['params'], tx=tx,
                            batch_stats=variables.get('batch_stats', {}))  # {}: no BatchNorm (VGG)
+
+
+def init_state(config: ml_collections.ConfigDict, sharding: jax.sharding.Sharding,
+               rng: jax.Array) -> TrainState:
+  """A fresh train state of the config's training model, placed with `sharding` (e.g. replicated)."""
+  model = build_model(config.model, config.data.num_classes, train=True)
+  tx = optimizer.create_optimizer(config.train)
+  init = functools.partial(create_train_state, model=model, tx=tx, image_size=config.data.crop_size)
+  return jax.jit(init, out_shardings=sharding)(rng)

@@ -54,8 +54,7 @@ def test_config_trains_one_step_and_evaluates_at_another_stride(name):
   labels[:, :3] = config.data.ignore_label
   batch = steps.global_batch({'image': rng.normal(size=(8, CROP, CROP, 3)).astype(np.float32),
                               'label': labels}, mesh)
-  step = steps.jit_train_step(mesh, config.data.ignore_label, optimizer.poly_schedule(config.train),
-                              config.train.aux_loss_weight)
+  step = steps.jit_train_step(mesh, steps.step_options(config, optimizer.poly_schedule(config.train)))
   new_state, metrics = step(state, batch, jax.random.key(1))
   assert np.isfinite(float(metrics['loss'])) and float(metrics['grad_norm']) > 0
 

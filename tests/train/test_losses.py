@@ -54,3 +54,40 @@ def test_deeplab_loss_msc_has_four_terms_and_aux_is_weighted():
                              + 0.4 * numpy_cross_entropy(np.asarray(maps[3]), np.asarray(labels), 255),
                              rtol=1e-5)
   assert sorted(terms) == ['aux', 'logits']
+
+
+def numpy_per_pixel(logits, labels, ignore, weights):
+  valid = labels != ignore
+  z = logits - logits.max(-1, keepdims=True)
+  log_probs = z - np.log(np.exp(z).sum(-1, keepdims=True))
+  safe = np.where(valid, labels, 0)
+  loss = -np.take_along_axis(log_probs, safe[..., None], -1)[..., 0] * np.asarray(weights)[safe]
+  return np.where(valid, loss, 0.0), valid
+
+
+def test_class_weights_and_top_k_match_numpy_per_image():
+  rng = np.random.default_rng(2)
+  logits = rng.normal(size=(2, 6, 5, 3)).astype(np.float32)
+  labels = rng.integers(0, 3, size=(2, 6, 5))
+  labels[1, :3] = 255
+  weights = (0.5, 2.0, 1.0)
+  per_pixel, valid = numpy_per_pixel(logits, labels, 255, weights)
+  weighted = losses.cross_entropy(jnp.asarray(logits), jnp.asarray(labels), 255, weights)
+  np.testing.assert_allclose(weighted, per_pixel.sum() / valid.sum(), rtol=1e-5)
+
+  kept, total = [], 0
+  for image, mask in zip(per_pixel, valid):
+    k = int(np.ceil(0.25 * mask.sum()))
+    kept.append(np.sort(image[mask])[::-1][:k].sum())
+    total += k
+  mined = losses.cross_entropy(jnp.asarray(logits), jnp.asarray(labels), 255, weights, top_k=0.25)
+  np.testing.assert_allclose(mined, sum(kept) / total, rtol=1e-5)
+  assert float(losses.num_loss_pixels(jnp.asarray(labels), 255, 0.25)) == total
+  assert float(mined) > float(weighted)  # the hardest pixels have the largest losses
+
+
+def test_hard_mining_ramps_from_all_pixels_to_top_k():
+  np.testing.assert_allclose(losses.top_k_fraction(0, 25.0, 100), 1.0)
+  np.testing.assert_allclose(losses.top_k_fraction(50, 25.0, 100), 0.625)
+  np.testing.assert_allclose(losses.top_k_fraction(200, 25.0, 100), 0.25)
+  np.testing.assert_allclose(losses.top_k_fraction(0, 25.0, 0), 0.25)

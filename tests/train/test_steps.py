@@ -9,7 +9,7 @@ from tests.conftest import tiny_config
 def run_one_step(devices, batch, config):
   mesh = steps.make_mesh(devices)
   state = loop.init_state(config, mesh, jax.random.key(0))
-  step = steps.jit_train_step(mesh, 255, optimizer.poly_schedule(config.train))
+  step = steps.jit_train_step(mesh, steps.step_options(config, optimizer.poly_schedule(config.train)))
   new_state, step_metrics = step(state, steps.global_batch(batch, mesh), jax.random.key(1))
   return jax.device_get((new_state.params, new_state.batch_stats, step_metrics))
 
@@ -51,3 +51,27 @@ def test_poly_schedule():
   np.testing.assert_allclose(schedule(0), 0.01)
   np.testing.assert_allclose(schedule(50), 0.01 * 0.5 ** 0.9, rtol=1e-6)
   np.testing.assert_allclose(schedule(100), 0.0, atol=1e-9)
+
+
+def test_warmup_then_poly():
+  config = tiny_config()
+  config.train.base_lr, config.train.num_steps, config.train.warmup_steps = 0.01, 100, 10
+  schedule = optimizer.poly_schedule(config.train)
+  np.testing.assert_allclose(schedule(0), 0.0, atol=1e-9)
+  np.testing.assert_allclose(schedule(5), 0.005, rtol=1e-6)
+  np.testing.assert_allclose(schedule(50), 0.01 * 0.5 ** 0.9, rtol=1e-6)
+
+
+def test_last_layer_lr_multiplier_scales_only_the_last_layer():
+  config = tiny_config()
+  config.train.weight_decay, config.train.momentum = 0.0, 0.0
+  ones = np.ones(2, np.float32)
+  params = {'head': {'logits': {'kernel': ones}, 'aspp': {'kernel': ones}}}
+  grads = jax.tree.map(np.ones_like, params)
+  plain = optimizer.create_optimizer(config.train)
+  config.train.last_layer_lr_multiplier = 10.0
+  boosted = optimizer.create_optimizer(config.train)
+  u_plain, _ = plain.update(grads, plain.init(params), params)
+  u_boost, _ = boosted.update(grads, boosted.init(params), params)
+  np.testing.assert_allclose(u_boost['head']['logits']['kernel'], 10 * u_plain['head']['logits']['kernel'])
+  np.testing.assert_allclose(u_boost['head']['aspp']['kernel'], u_plain['head']['aspp']['kernel'])
