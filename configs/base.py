@@ -120,6 +120,16 @@ def get_config() -> ml_collections.ConfigDict:
   evaluation.extra_settings = ()  # more 'scales[+flip]' settings --mode=eval reports, e.g. '0.5,1,1.5+flip'
   evaluation.num_images = 4  # (image, label, prediction) examples drawn per evaluation
 
+  config.crf = crf = ml_collections.ConfigDict()  # dense CRF post-processing (DeepLab v1/v2)
+  crf.enabled = False  # refine eval/predict probabilities; eval then reports with and without CRF
+  crf.w1 = 4.  # bilateral (appearance) kernel weight; DeepLab v2 ResNet-101 values throughout
+  crf.theta_alpha = 67.  # bilateral spatial std, pixels (v1 searched 30..100)
+  crf.theta_beta = 3.  # bilateral colour std, 0..255 RGB units (v1 searched 3..6)
+  crf.w2 = 3.  # Gaussian (smoothness) kernel weight
+  crf.theta_gamma = 3.  # Gaussian spatial std, pixels
+  crf.iterations = 10  # mean-field iterations
+  crf.method = 'permutohedral'  # 'permutohedral' (fast) or 'exact' (O(N²): tiny images only)
+
   config.predict = predict = ml_collections.ConfigDict()
   predict.input = ''  # --mode=predict: an image file or a folder of images
   predict.output_dir = ''  # label PNGs and overlays go here; '' = WORKDIR/predict

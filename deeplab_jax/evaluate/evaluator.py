@@ -2,12 +2,16 @@
 
 The pass runs the config's inference setting (eval.scales, eval.flip) at the eval output stride, sums
 one confusion matrix over the whole split (padding and the ignore label excluded), and keeps the first
-few (image, label, prediction) examples for pictures. `write_results` writes the JSON, a
+few (image, label, prediction) examples for pictures. With config.crf.enabled the same pass also
+refines each batch's probabilities with the dense CRF (DeepLab v1/v2) and sums a second confusion
+matrix, reported under 'crf' next to the plain results. `write_results` writes the JSON, a
 confusion-matrix heatmap PNG, a PNG of the examples, and the same to TensorBoard under WORKDIR/eval.
 """
+import dataclasses
 import functools
 import json
 import os
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -15,12 +19,14 @@ import ml_collections
 import numpy as np
 from clu import metric_writers
 from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 from PIL import Image
 
 from deeplab_jax.data import pipeline
 from deeplab_jax.data.voc import Split
 from deeplab_jax.evaluate import inference, metrics, visualize
 from deeplab_jax.models.deeplab import build_model
+from deeplab_jax.ops import crf
 from deeplab_jax.train import steps
 
 SCALARS = ('miou', 'pixel_accuracy', 'mean_class_accuracy', 'frequency_weighted_iou')
@@ -35,19 +41,51 @@ def config_setting(config: ml_collections.ConfigDict) -> inference.Setting:
   return inference.Setting(tuple(float(s) for s in config.eval.scales), bool(config.eval.flip))
 
 
+def config_crf(config: ml_collections.ConfigDict) -> crf.CRFParams | None:
+  """The CRF settings of config.crf, or None when it is off (or the config has no crf block)."""
+  block = config.get('crf')
+  return crf.from_config(block) if block is not None and block.enabled else None
+
+
+# (probs [B, H, W, C], normalised images [B, H, W, 3], labels [B, H, W]) -> refined probs.
+Refiner = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+def crf_refiner(mesh: Mesh, params: crf.CRFParams, data: ml_collections.ConfigDict) -> Refiner:
+  """Dense CRF on each device's own images (shard_map: lax.map over a split batch would gather it).
+
+  Eval padding (the mean pixel, labelled ignore) is left out of the CRF; a real pixel is mistaken for
+  it only if it is both ignore-labelled and exactly the mean colour, and metrics skip it anyway.
+  """
+  def refine(probs, images, labels):
+    valid = ~(inference.is_padding(images) & (labels == data.ignore_label))
+    return inference.crf_probabilities(probs, images, valid, data.mean, data.std, params)
+
+  split = P(steps.DATA_AXIS)
+  return jax.shard_map(refine, mesh=mesh, in_specs=(split, split, split), out_specs=split,
+                       check_vma=False)
+
+
 def eval_step(variables: dict, batch: dict, *, model, setting: inference.Setting, num_classes: int,
-              ignore_label: int) -> tuple[jax.Array, jax.Array]:
-  """(confusion [C, C], predictions [B, H, W] uint8/int32) of one batch under `setting`."""
+              ignore_label: int, refine: Refiner | None = None) -> tuple[jax.Array, jax.Array]:
+  """(confusions [K, C, C], predictions [B, H, W] uint8/int32) of one batch under `setting`.
+
+  K = 1, or 2 with `refine`: the second confusion is of the refined probabilities. The predictions
+  are the unrefined ones.
+  """
   probs = inference.probabilities(inference.model_logits(model), variables, batch['image'], setting)
-  predictions = jnp.argmax(probs, -1).astype(jnp.uint8 if num_classes <= 256 else jnp.int32)
-  confusion = metrics.confusion_matrix(batch['label'], predictions.astype(jnp.int32), num_classes,
-                                       ignore_label)
-  return confusion, predictions
+  outputs = [probs] if refine is None else [probs, refine(probs, batch['image'], batch['label'])]
+  dtype = jnp.uint8 if num_classes <= 256 else jnp.int32
+  predictions = [jnp.argmax(p, -1).astype(dtype) for p in outputs]
+  confusions = jnp.stack([metrics.confusion_matrix(batch['label'], p.astype(jnp.int32), num_classes,
+                                                   ignore_label) for p in predictions])
+  return confusions, predictions[0]
 
 
-def jit_eval_step(mesh: Mesh, model, setting: inference.Setting, num_classes: int, ignore_label: int):
+def jit_eval_step(mesh: Mesh, model, setting: inference.Setting, num_classes: int, ignore_label: int,
+                  refine: Refiner | None = None):
   step = functools.partial(eval_step, model=model, setting=setting, num_classes=num_classes,
-                           ignore_label=ignore_label)
+                           ignore_label=ignore_label, refine=refine)
   # Predictions come back replicated: only the first batch's are read, and uint8 is cheap to gather.
   return jax.jit(step, in_shardings=(steps.replicated(mesh), steps.batch_sharding(mesh)),
                  out_shardings=(steps.replicated(mesh), steps.replicated(mesh)))
@@ -55,25 +93,29 @@ def jit_eval_step(mesh: Mesh, model, setting: inference.Setting, num_classes: in
 
 def evaluate(variables: dict, split: Split, config: ml_collections.ConfigDict, mesh: Mesh,
              shard: pipeline.Shard = pipeline.Shard(), log=print, *,
-             setting: inference.Setting | None = None, output_stride: int | None = None) -> dict:
+             setting: inference.Setting | None = None, output_stride: int | None = None,
+             crf_params: crf.CRFParams | None | str = 'config') -> dict:
   """Metrics of `variables` on the whole split (see metrics.summarize) and pictures of examples.
 
   Returns:
     metrics.summarize's dict plus split, num_images, output_stride, scales, flip, confusion_matrix and
     'samples': (image | label | prediction) RGB pictures of the first config.eval.num_images images
-    (write_results draws them and leaves them out of the JSON).
-
+    (write_results draws them and leaves them out of the JSON). With a CRF, also 'crf': the same
+    metrics and confusion_matrix after the CRF, and 'params', the CRF settings used.
 
   Args:
     setting: scales and flip; default: config.eval.scales and config.eval.flip.
     output_stride: default: config.model.eval_output_stride, else the training one.
+    crf_params: dense CRF settings, None for no CRF; default ('config'): config.crf when enabled.
   """
   data = config.data
   setting = setting or config_setting(config)
   output_stride = output_stride or eval_output_stride(config)
+  crf_params = config_crf(config) if crf_params == 'config' else crf_params
   model = build_model(config.model, data.num_classes, train=False, output_stride=output_stride)
-  step_fn = jit_eval_step(mesh, model, setting, data.num_classes, data.ignore_label)
-  confusion = np.zeros((data.num_classes, data.num_classes), np.int64)
+  refine = crf_refiner(mesh, crf_params, data) if crf_params else None
+  step_fn = jit_eval_step(mesh, model, setting, data.num_classes, data.ignore_label, refine)
+  confusion = np.zeros((1 + bool(refine), data.num_classes, data.num_classes), np.int64)
   total, samples = pipeline.num_eval_batches(split, config.eval.batch_size), None
   for i, batch in enumerate(pipeline.eval_batches(split, data, config.eval.batch_size, shard)):
     batch_confusion, predictions = step_fn(variables, steps.global_batch(batch, mesh))
@@ -81,11 +123,15 @@ def evaluate(variables: dict, split: Split, config: ml_collections.ConfigDict, m
     if samples is None:
       samples = _triples(batch, np.asarray(predictions), min(config.eval.num_images, len(split)), data)
     if (i + 1) % 20 == 0 or i + 1 == total:
-      log(f'  eval {split.name} ({setting.tag}, OS {output_stride}): batch {i + 1}/{total}')
-  results = metrics.summarize(confusion, data.class_names)
+      log(f'  eval {split.name} ({setting.tag}, OS {output_stride}{", CRF" if refine else ""}): '
+          f'batch {i + 1}/{total}')
+  results = metrics.summarize(confusion[0], data.class_names)
   results.update(split=split.name, num_images=len(split), output_stride=output_stride,
-                 scales=list(setting.scales), flip=setting.flip, confusion_matrix=confusion.tolist(),
+                 scales=list(setting.scales), flip=setting.flip, confusion_matrix=confusion[0].tolist(),
                  samples=samples)
+  if refine:
+    results['crf'] = dict(metrics.summarize(confusion[1], data.class_names),
+                          confusion_matrix=confusion[1].tolist(), params=dataclasses.asdict(crf_params))
   return results
 
 
@@ -121,7 +167,9 @@ def _stack_rows(pictures: list[np.ndarray], gap: int = 4) -> np.ndarray:
 def _write_tensorboard(workdir: str, step: int, prefix: str, results: dict, pictures: dict) -> None:
   """Scalars and pictures to the TensorBoard run WORKDIR/eval (next to the training run in WORKDIR)."""
   writer = metric_writers.create_default_writer(os.path.join(workdir, 'eval'), just_logging=False)
-  writer.write_scalars(step, {f'{prefix}/{k}': results[k] for k in SCALARS})
+  scalars = {f'{prefix}/{k}': results[k] for k in SCALARS}
+  scalars.update({f'{prefix}/crf_{k}': results['crf'][k] for k in SCALARS if 'crf' in results})
+  writer.write_scalars(step, scalars)
   writer.write_images(step, {f'{prefix}/{k}': v[None] for k, v in pictures.items()})
   writer.close()
 
@@ -159,4 +207,16 @@ def format_results(results: dict) -> str:
                f'  fw IoU {100 * results.get("frequency_weighted_iou", float("nan")):.2f}')
   lines.append(f'({results["num_images"]} images, {results["split"]}, output stride '
                f'{results["output_stride"]}, scales {list(setting.scales)}, flip {setting.flip})')
+  if 'crf' in results:
+    lines.append(_crf_line(results))
   return '\n'.join(lines)
+
+
+def _crf_line(results: dict) -> str:
+  """'with dense CRF: mIoU .. (+..)  pixel accuracy .. (+..)  (settings)'."""
+  refined = results['crf']
+  shown = [f'{name} {100 * refined[k]:.2f} ({100 * (refined[k] - results[k]):+.2f})'
+           for name, k in (('mIoU', 'miou'), ('pixel accuracy', 'pixel_accuracy'))]
+  settings = ', '.join(f'{k} {v}' for k, v in refined.get('params', {}).items())
+  return f'with dense CRF: {"  ".join(shown)}  ({settings})'
+

@@ -3,7 +3,8 @@
 Each scale s resizes the input to round(s * H) x round(s * W), runs the model there, and resizes the
 class probabilities back to H x W; with flip the same is done on the left-right mirrored input and the
 result is mirrored back. The average of all these probabilities is the prediction. Also: settings
-parsed from strings ('0.5,0.75,1+flip'), and sliding-window tiles for images too large to run whole.
+parsed from strings ('0.5,0.75,1+flip'), sliding-window tiles for images too large to run whole, and
+the dense CRF refinement of DeepLab v1/v2 applied to the resulting probabilities.
 """
 import dataclasses
 from typing import Callable
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from deeplab_jax.errors import UserError
+from deeplab_jax.ops import crf
 
 # (variables, images [B, H, W, 3] normalised) -> logits [B, H, W, C] at the input size.
 LogitsFn = Callable[[dict, jax.Array], jax.Array]
@@ -80,6 +82,33 @@ def probabilities(logits_fn: LogitsFn, variables: dict, images: jax.Array,
       probs = probs[:, :, ::-1] if flipped else probs
       total, count = total + _resize(probs, size), count + 1
   return total / count
+
+
+def is_padding(images: jax.Array) -> jax.Array:
+  """[B, H, W] bool: pixels of normalised images [B, H, W, 3] that are exactly the mean pixel.
+
+  Eval and predict pad with the mean pixel (0 after normalisation). A uint8 pixel normalises to
+  exactly 0 only if the mean is a whole number, and then it merely skips the CRF.
+  """
+  return jnp.all(images == 0, axis=-1)
+
+
+def crf_probabilities(probs: jax.Array, images: jax.Array, valid: jax.Array, mean, std,
+                      params: crf.CRFParams) -> jax.Array:
+  """Dense-CRF-refined probabilities [B, H, W, C].
+
+  Args:
+    probs: [B, H, W, C] class probabilities at the image resolution.
+    images: [B, H, W, 3] normalised images; de-normalised with (mean, std) and rounded back to the
+      0..255 RGB values the CRF's colour std is measured in.
+    valid: [B, H, W] bool, False on padding (which then takes no part in the CRF).
+    mean, std: per-channel normalisation of the images.
+    params: CRF settings.
+  """
+  rgb = jnp.clip(jnp.round(images * jnp.float32(std) + jnp.float32(mean)), 0., 255.)
+  # The CRF's unary is -log(softmax(logits)) and softmax(log p) = p: log-probabilities are logits.
+  logits = jnp.log(jnp.maximum(probs, jnp.finfo(jnp.float32).tiny))
+  return crf.dense_crf(logits, rgb, params, valid)
 
 
 def _tile_starts(length: int, tile: int, stride: int) -> list[int]:

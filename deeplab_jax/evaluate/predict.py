@@ -17,6 +17,7 @@ from PIL import Image, ImageOps
 from deeplab_jax.data.palette import voc_palette
 from deeplab_jax.errors import UserError
 from deeplab_jax.evaluate import inference, visualize
+from deeplab_jax.ops import crf
 
 # [1, H, W, 3] normalised float32 -> [1, H, W, C] probabilities.
 ProbsFn = Callable[[np.ndarray], np.ndarray]
@@ -122,8 +123,22 @@ def predict_files(probs_fn: ProbsFn, paths: list[str], out_dir: str,
   return written
 
 
-def make_probs_fn(model, variables: dict, setting: inference.Setting) -> ProbsFn:
-  """A jitted [1, H, W, 3] -> [1, H, W, C] probability function (compiled once per input size)."""
+def make_probs_fn(model, variables: dict, setting: inference.Setting, *,
+                  crf_params: crf.CRFParams | None = None, mean=None, std=None) -> ProbsFn:
+  """A jitted [1, H, W, 3] -> [1, H, W, C] probability function (compiled once per input size).
+
+  Args:
+    crf_params: refine the probabilities with this dense CRF; padding (the mean pixel) is left out
+      of it. Tiled images are refined tile by tile.
+    mean, std: the images' normalisation (config.data), needed with crf_params.
+  """
   logits = inference.model_logits(model)
-  run = jax.jit(lambda v, x: inference.probabilities(logits, v, x, setting))
+
+  def probabilities(v, x):
+    probs = inference.probabilities(logits, v, x, setting)
+    if crf_params is None:
+      return probs
+    return inference.crf_probabilities(probs, x, ~inference.is_padding(x), mean, std, crf_params)
+
+  run = jax.jit(probabilities)
   return lambda images: run(variables, images)

@@ -66,8 +66,12 @@ def predict_images(config: ml_collections.ConfigDict, workdir: str, log=print) -
   paths = predict.list_inputs(config.predict.input)
   mesh = steps.make_mesh(jax.local_devices()[:1])  # one image at a time: one device
   variables, _ = _restore(config, workdir, mesh, log)
+  crf_params = evaluator.config_crf(config)
   probs_fn = predict.make_probs_fn(_inference_model(config), variables,
-                                   evaluator.config_setting(config))
+                                   evaluator.config_setting(config), crf_params=crf_params,
+                                   mean=config.data.mean, std=config.data.std)
+  if crf_params:
+    log(f'Dense CRF on: {crf_params}')
   out_dir = config.predict.output_dir or os.path.join(workdir, 'predict')
   written = predict.predict_files(probs_fn, paths, out_dir, config, log)
   log(f'Wrote {len(written)} label PNG(s) and overlays to {out_dir} '

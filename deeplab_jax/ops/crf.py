@@ -429,9 +429,15 @@ def _splat_lists(vertex: np.ndarray, weight: np.ndarray, slots: int) -> dict:
 # ----------------------------------------------------------------------------- mean field
 
 
-def _normalized(filter_fn: Callable[[jax.Array], jax.Array], n: int):
-  """D^{-1/2} K D^{-1/2} with D = diag(K 1): pydensecrf's NORMALIZE_SYMMETRIC."""
-  inv_sqrt = lax.rsqrt(filter_fn(jnp.ones((n, 1), jnp.float32)) + 1e-20)
+def _normalized(filter_fn: Callable[[jax.Array], jax.Array], valid: jax.Array):
+  """D^{-1/2} K D^{-1/2} with D = diag(K 1): pydensecrf's NORMALIZE_SYMMETRIC, over valid pixels.
+
+  Args:
+    filter_fn: [N, C] -> [N, C] kernel product.
+    valid: [N, 1] float32, 1 for image pixels and 0 for padding. Zeroing D^{-1/2} on padding removes
+      it from both sides of the product, so image pixels get the messages of the unpadded image.
+  """
+  inv_sqrt = valid * lax.rsqrt(filter_fn(valid) + 1e-20)
   return lambda q: inv_sqrt * filter_fn(inv_sqrt * q)
 
 
@@ -458,46 +464,53 @@ def mean_field(unary: jax.Array, filters: Sequence[tuple[float, Callable]],
   return q
 
 
-def _exact_crf(unary: jax.Array, image: jax.Array, params: CRFParams) -> jax.Array:
-  """Mean field with explicit kernels: unary [N, C], image [H, W, 3] -> [N, C]."""
+def _exact_crf(unary: jax.Array, image: jax.Array, valid: jax.Array,
+               params: CRFParams) -> jax.Array:
+  """Mean field with explicit kernels: unary [N, C], image [H, W, 3], valid [N, 1] -> [N, C]."""
   height, width, _ = image.shape
-  n = height * width
   feats = [(params.w1, bilateral_features(image, params.theta_alpha, params.theta_beta)),
            (params.w2, gaussian_features(height, width, params.theta_gamma))]
-  filters = [(w, _normalized(functools.partial(exact_filter, f), n)) for w, f in feats]
+  filters = [(w, _normalized(functools.partial(exact_filter, f), valid)) for w, f in feats]
   return mean_field(unary, filters, params.iterations)
 
 
-def _lattice_crf(unary: jax.Array, image: jax.Array, params: CRFParams) -> jax.Array:
-  """Mean field with permutohedral kernels: unary [N, C], image [H, W, 3] -> [N, C]."""
+def _lattice_crf(unary: jax.Array, image: jax.Array, valid: jax.Array,
+                 params: CRFParams) -> jax.Array:
+  """Mean field with permutohedral kernels: unary [N, C], image [H, W, 3], valid [N, 1] -> [N, C]."""
   height, width, _ = image.shape
-  n = height * width
   smooth = _normalized(
-      functools.partial(lattice_filter, _gaussian_lattice(height, width, params.theta_gamma)), n)
+      functools.partial(lattice_filter, _gaussian_lattice(height, width, params.theta_gamma)), valid)
   points = splat_points(bilateral_features(image, params.theta_alpha, params.theta_beta))
   caps = _capacities(points.keys.shape[0])
 
   def run(capacity):
     appearance = _normalized(
-        functools.partial(lattice_filter, blur_structure(points, capacity)), n)
+        functools.partial(lattice_filter, blur_structure(points, capacity)), valid)
     return mean_field(unary, [(params.w1, appearance), (params.w2, smooth)], params.iterations)
 
   tier = jnp.sum(points.num_points > jnp.asarray(caps[:-1], jnp.int32))
   return lax.switch(tier, [functools.partial(run, c) for c in caps])
 
 
-def dense_crf_single(logits: jax.Array, image: jax.Array, params: CRFParams) -> jax.Array:
-  """Dense CRF of one image: logits [H, W, C], image [H, W, 3] (0..255) -> probabilities [H, W, C]."""
+def dense_crf_single(logits: jax.Array, image: jax.Array, params: CRFParams,
+                     valid: jax.Array | None = None) -> jax.Array:
+  """Dense CRF of one image: logits [H, W, C], image [H, W, 3] (0..255) -> probabilities [H, W, C].
+
+  valid: optional [H, W] bool, False on padding (see dense_crf).
+  """
   height, width, classes = logits.shape
   if image.shape != (height, width, 3):
     raise ValueError(f'dense_crf: image shape {image.shape} does not match logits {logits.shape}; '
                      'expected [H, W, 3] at the logits resolution (resize the logits first).')
   unary = unary_from_logits(logits).reshape(-1, classes)
+  valid = (jnp.ones((height * width, 1), jnp.float32) if valid is None
+           else valid.reshape(-1, 1).astype(jnp.float32))
   crf = _exact_crf if params.method == 'exact' else _lattice_crf
-  return crf(unary, image, params).reshape(height, width, classes)
+  return crf(unary, image, valid, params).reshape(height, width, classes)
 
 
-def dense_crf(logits: jax.Array, images: jax.Array, params: CRFParams = CRFParams()) -> jax.Array:
+def dense_crf(logits: jax.Array, images: jax.Array, params: CRFParams = CRFParams(),
+              valid: jax.Array | None = None) -> jax.Array:
   """Fully connected CRF on a batch; jit with params static (`jax.jit(..., static_argnums=2)`).
 
   Images run one after another (lax.map): each picks its own lattice capacity through lax.switch,
@@ -507,8 +520,14 @@ def dense_crf(logits: jax.Array, images: jax.Array, params: CRFParams = CRFParam
     logits: [B, H, W, C] network scores (unary = -log softmax, as DeepLab fed pydensecrf).
     images: [B, H, W, 3] uint8 or float RGB in 0..255, same H, W as logits.
     params: CRFParams.
+    valid: optional [B, H, W] bool, False on padding. Padded pixels neither send messages nor count
+      in the normalisation, so image pixels are refined as in the unpadded image: exactly on the
+      'exact' path, up to the lattice approximation on the permutohedral one (padding adds lattice
+      vertices that the blur passes through). Padded pixels keep softmax(logits).
 
   Returns:
     [B, H, W, C] marginal probabilities after params.iterations mean-field steps.
   """
-  return lax.map(lambda args: dense_crf_single(*args, params), (logits, images))
+  if valid is None:
+    valid = jnp.ones(logits.shape[:3], bool)
+  return lax.map(lambda args: dense_crf_single(*args[:2], params, args[2]), (logits, images, valid))

@@ -7,6 +7,7 @@ The scene is synthetic (coloured shapes plus Gaussian colour noise; logits from 
 label map), so the run needs no data. Compile time is reported apart from the steady-state median.
 Fast-vs-exact agreement is measured on a smaller crop (--exact_size), since the exact kernel is O(N²).
 """
+import os
 import statistics
 import time
 
@@ -71,6 +72,17 @@ def _median_seconds(fn, repeats: int) -> float:
   return statistics.median(times)
 
 
+def _interleaved_medians(fns, repeats: int) -> list[float]:
+  """Median seconds of each fn, run in turns so that all see the same (shared, varying) machine load."""
+  times = [[] for _ in fns]
+  for _ in range(repeats):
+    for fn, spent in zip(fns, times):
+      start = time.perf_counter()
+      fn()
+      spent.append(time.perf_counter() - start)
+  return [statistics.median(t) for t in times]
+
+
 def _agreement(a: np.ndarray, b: np.ndarray) -> str:
   labels = 100. * np.mean(a.argmax(-1) == b.argmax(-1))
   return f'labels {labels:.3f}%, max |dQ| {np.abs(a - b).max():.2e}, mean |dQ| {np.abs(a - b).mean():.2e}'
@@ -85,22 +97,26 @@ def benchmark_speed(params: crf.CRFParams) -> None:
   compile_s = time.perf_counter() - start
   run_jax = lambda: np.asarray(compiled(*args))[0]
   ours = run_jax()  # warm-up
-  jax_s = _median_seconds(run_jax, _REPEATS.value)
   points = jax.jit(crf.splat_points)(crf.bilateral_features(args[1][0], params.theta_alpha,
                                                             params.theta_beta))
   print(f'scene {_SIZE.value}x{_SIZE.value}, {_CLASSES.value} classes, {params.iterations} '
         f'iterations, colour noise {_COLOUR_NOISE.value}; bilateral lattice points '
         f'{int(points.num_points)} of {points.keys.shape[0]} possible; backend {jax.default_backend()}')
-  print(f'jax   {params.method}: median {jax_s:.3f} s over {_REPEATS.value} runs '
-        f'(compile {compile_s:.1f} s, apart)')
   try:
     peer = pydensecrf_inference(logits, image, params)
   except ImportError:
+    jax_s = _median_seconds(run_jax, _REPEATS.value)
+    print(f'jax   {params.method}: median {jax_s:.3f} s over {_REPEATS.value} runs '
+          f'(compile {compile_s:.1f} s, apart)')
     print('pydensecrf2 not installed: peer timing skipped (bash shared/peers/setup.sh VENV)')
     return
-  peer_s = _median_seconds(lambda: pydensecrf_inference(logits, image, params), _REPEATS.value)
-  print(f'pydensecrf2: median {peer_s:.3f} s over {_REPEATS.value} runs')
-  print(f'ratio jax / pydensecrf2 = {jax_s / peer_s:.2f}')
+  jax_s, peer_s = _interleaved_medians(
+      [run_jax, lambda: pydensecrf_inference(logits, image, params)], _REPEATS.value)
+  print(f'jax   {params.method}: median {jax_s:.3f} s over {_REPEATS.value} runs '
+        f'(compile {compile_s:.1f} s, apart)')
+  print(f'pydensecrf2: median {peer_s:.3f} s over {_REPEATS.value} runs (interleaved with jax)')
+  print(f'ratio jax / pydensecrf2 = {jax_s / peer_s:.2f} (load average {os.getloadavg()[0]:.1f} '
+        f'on {os.cpu_count()} CPUs)')
   print(f'agreement with pydensecrf2: {_agreement(ours, peer)}')
 
 

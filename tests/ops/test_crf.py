@@ -161,3 +161,29 @@ def test_from_config_reads_the_crf_block():
   assert crf.from_config(cfg) == crf.CRFParams(5., 80., 4., 3., 3., 5, 'exact')
   with pytest.raises(ValueError, match='method'):
     crf.CRFParams(method='mean-shift')
+
+
+def test_base_config_crf_block_is_off_with_spec_defaults():
+  from configs import base
+  block = base.get_config().crf
+  assert not block.enabled
+  assert crf.from_config(block) == crf.CRFParams()
+
+
+def test_padding_masked_out_matches_the_unpadded_image():
+  # Exact kernels: masking must reproduce the unpadded image (the permutohedral path runs masked in
+  # tests/evaluate/test_crf_eval.py, where the CRF must still raise mIoU).
+  logits, image, _ = _scene(24, 20, 4, seed=4)
+  params = crf.CRFParams(method='exact')
+  # Bottom/right padding in a colour close to the scene's, which would pull the border if it took part.
+  padded_logits = np.pad(logits, ((0, 9), (0, 7), (0, 0)))
+  padded_image = np.pad(image, ((0, 9), (0, 7), (0, 0)), constant_values=int(image.mean()))
+  valid = np.zeros(padded_logits.shape[:2], bool)
+  valid[:24, :20] = True
+  run = jax.jit(crf.dense_crf, static_argnums=2)
+  want = np.asarray(run(logits[None], image[None], params))[0]
+  got = np.asarray(run(padded_logits[None], padded_image[None], params, valid[None]))[0]
+  np.testing.assert_allclose(got[:24, :20], want, atol=1e-4)  # float32 sums in another order
+  unmasked = np.asarray(run(padded_logits[None], padded_image[None], params))[0]
+  assert np.abs(unmasked[:24, :20] - want).max() > 1e-2  # the padding would have mattered
+  np.testing.assert_allclose(got[24:], 1. / 4, atol=1e-6)  # padding keeps softmax(0 logits)
