@@ -28,4 +28,5 @@ def get_config():
   train.base_lr = 2.5e-4
   train.weight_decay = 5e-4
   train.num_steps = 20_000
+  config.crf.enabled = True  # v2's CRF (base.py's values are v2's ResNet ones): 76.35 -> 77.69 mIoU
   return config
