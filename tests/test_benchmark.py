@@ -88,3 +88,22 @@ def test_interleaved_times_alternate():
   times = benchmark.interleaved_times({'a': lambda: calls.append('a'), 'b': lambda: calls.append('b')},
                                       steps=2, warmup=1)
   assert calls == ['a', 'b'] * 3 and [len(t) for t in times.values()] == [2, 2]
+
+
+def test_torch_side_is_the_same_architecture():
+  # The model benchmark_torch times as ours has torchvision deeplabv3_resnet101's parameter count.
+  import jax
+  import jax.numpy as jnp
+  from deeplab_jax import benchmark_torch
+  from deeplab_jax.models.deeplab import build_model
+  try:
+    torch, segmentation = benchmark_torch.import_torchvision()
+  except ImportError:
+    pytest.skip('torch / torchvision not installed')
+  config = benchmark_torch.torchvision_config('float32')
+  model = build_model(config.model, config.data.num_classes, train=False)
+  variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 65, 65, 3)))
+  ours = sum(x.size for x in jax.tree.leaves(variables['params']))
+  peer = segmentation.deeplabv3_resnet101(weights=None, weights_backbone=None, num_classes=21,
+                                          aux_loss=False)
+  assert ours == sum(p.numel() for p in peer.parameters())

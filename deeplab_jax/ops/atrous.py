@@ -23,7 +23,7 @@ IMPLS = ('dilation', 'space_to_batch')
 
 # Faster implementation per (platform, depthwise). CPU: 2026-11-20, 2 shared cores, float32, batch 1,
 # `python -m deeplab_jax.ops.atrous_benchmark --repeats=3 --cases=aspp_os16,xception_dw_os16` and
-# `... --cases=aspp_os8,xception_dw_os8 --passes=fwd` (table in notes_atrous.md): geometric mean of
+# `... --cases=aspp_os8,xception_dw_os8 --passes=fwd` (table in BENCHMARKS.md): geometric mean of
 # dilation / space_to_batch time over rates 2..36 was 0.29 (OS 16) and 0.77 (OS 8) for the ASPP conv,
 # 0.72 and 0.69 for depthwise, so 'dilation' wins both. Platforms not listed use 'dilation'.
 _DEFAULT_IMPL = {
