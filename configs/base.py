@@ -85,6 +85,8 @@ def get_config() -> ml_collections.ConfigDict:
   model.bn_epsilon = 1e-5
   model.fine_tune_batch_norm = True  # False freezes BatchNorm (moving statistics, no update)
   model.dtype = 'float32'  # compute dtype: float32 | bfloat16 (parameters stay float32)
+  model.atrous_impl = 'auto'  # atrous convs: auto (measured per platform) | dilation | space_to_batch
+  model.remat = 'none'  # 'backbone': recompute each backbone unit in the backward pass (less memory)
 
   config.train = train = ml_collections.ConfigDict()
   train.batch_size = 16  # global batch, split over all devices; BatchNorm statistics are over all of it

@@ -54,6 +54,7 @@ class ASPP(nn.Module):
   dtype: Any = jnp.float32
   separable: bool = False
   depthwise_bn: bool = True
+  atrous_impl: str = 'auto'  # see ops.atrous.AtrousConv.impl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -61,7 +62,7 @@ class ASPP(nn.Module):
     branches = [ConvBNReLU(self.features, self.norm, 1, dtype=self.dtype, name='branch0')(x)]
     for i, rate in enumerate(self.rates):
       branches.append(conv3x3(self.features, self.norm, rate, self.separable, self.depthwise_bn,
-                              self.dtype, name=f'branch{i + 1}')(x))
+                              self.dtype, name=f'branch{i + 1}', atrous_impl=self.atrous_impl)(x))
     if self.image_pooling:
       branches.append(ImagePooling(self.features, self.norm, self.dtype, name='image_pooling')(x))
     y = jnp.concatenate(branches, axis=-1)
@@ -87,11 +88,12 @@ class DeepLabV3Head(nn.Module):
   separable: bool = False
   depthwise_bn: bool = True
   post_conv: bool = False
+  atrous_impl: str = 'auto'  # see ops.atrous.AtrousConv.impl
 
   def aspp(self, x: jax.Array) -> jax.Array:
     """x [B, h, w, C] -> ASPP features [B, h, w, features] (this head's part before the classifier)."""
     y = ASPP(self.rates, self.norm, self.features, self.image_pooling, self.dropout_rate, self.train,
-             self.dtype, self.separable, self.depthwise_bn, name='aspp')(x)
+             self.dtype, self.separable, self.depthwise_bn, self.atrous_impl, name='aspp')(x)
     if self.post_conv:
       y = conv3x3(self.features, self.norm, 1, self.separable, self.depthwise_bn, self.dtype,
                   name='post_conv')(y)

@@ -82,6 +82,29 @@ class DeepLab(nn.Module):
     return outputs
 
 
+ATROUS_IMPLS = ('auto', 'dilation', 'space_to_batch')
+REMAT_OPTIONS = ('none', 'backbone')
+
+
+def _atrous_impl(cfg: ml_collections.ConfigDict) -> str:
+  """cfg.atrous_impl checked; 'auto' is resolved per conv (regular or depthwise) by ops.atrous."""
+  impl = cfg.get('atrous_impl', 'auto')  # configs saved before the field existed
+  if impl not in ATROUS_IMPLS:
+    raise UserError(f'model.atrous_impl={impl!r}; expected one of {", ".join(ATROUS_IMPLS)}.')
+  return impl
+
+
+def _remat(cfg: ml_collections.ConfigDict) -> bool:
+  """Whether to rematerialise the backbone's units (cfg.remat == 'backbone')."""
+  remat = cfg.get('remat', 'none')
+  if remat not in REMAT_OPTIONS:
+    raise UserError(f'model.remat={remat!r}; expected one of {", ".join(REMAT_OPTIONS)}.')
+  if remat == 'backbone' and cfg.backbone == 'vgg16':
+    raise UserError("model.remat='backbone' rematerialises residual units; vgg16 has none. "
+                    "Set model.remat='none'.")
+  return remat == 'backbone'
+
+
 def _dtype(name: str) -> Any:
   return {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}[name]
 
@@ -94,13 +117,14 @@ def build_backbone(cfg: ml_collections.ConfigDict, norm: layers.ModuleDef, outpu
   if output_stride not in (8, 16, 32):
     raise UserError(f'output stride must be 8, 16 or 32, got {output_stride}.')
   multi_grid = tuple(cfg.multi_grid) or None
+  impl, remat = _atrous_impl(cfg), _remat(cfg)
   if cfg.backbone in ('resnet50', 'resnet101'):
     blocks = tuple(cfg.resnet.blocks) or resnet.STAGE_BLOCKS[int(cfg.backbone[6:])]
     if multi_grid and len(multi_grid) != blocks[-1]:
       raise UserError(f'model.multi_grid {multi_grid} needs one rate per unit of the last '
                       f'stage, which has {blocks[-1]} (model.resnet.blocks {blocks}).')
     return resnet.ResNet(blocks, norm, output_stride, multi_grid, cfg.resnet.width, cfg.resnet.stem,
-                         cfg.resnet.dilation_style, dtype)
+                         cfg.resnet.dilation_style, dtype, impl, remat)
   if multi_grid and cfg.backbone != 'xception65':
     raise UserError(f'model.multi_grid applies to resnet and xception65 backbones, not '
                     f'{cfg.backbone}; set model.multi_grid=().')
@@ -108,10 +132,12 @@ def build_backbone(cfg: ml_collections.ConfigDict, norm: layers.ModuleDef, outpu
     if multi_grid and len(multi_grid) != 3:
       raise UserError(f'model.multi_grid {multi_grid} needs 3 rates for xception65 (one per separable '
                       'conv of the last exit-flow block).')
-    return xception.Xception65(norm, output_stride, multi_grid, cfg.xception.middle_units, dtype)
+    return xception.Xception65(norm, output_stride, multi_grid, cfg.xception.middle_units, dtype, impl,
+                               remat)
   if cfg.backbone == 'mobilenetv2':
-    return mobilenet.MobileNetV2(norm, output_stride, cfg.mobilenet.width_multiplier, dtype)
-  return vgg.VGG16(output_stride, dtype)
+    return mobilenet.MobileNetV2(norm, output_stride, cfg.mobilenet.width_multiplier, dtype, impl,
+                                 remat)
+  return vgg.VGG16(output_stride, dtype, impl)
 
 
 def build_head(cfg: ml_collections.ConfigDict, num_classes: int, norm: layers.ModuleDef,
@@ -125,10 +151,11 @@ def build_head(cfg: ml_collections.ConfigDict, num_classes: int, norm: layers.Mo
       raise UserError(f"model.decoder needs model.head='aspp', not {cfg.head!r}.")
     rates = (cfg.largefov_rate,) if cfg.head == 'largefov' else tuple(cfg.asppl_rates)
     return largefov.LargeFOVHead(num_classes, aspp.scale_rates(rates, output_stride, reference),
-                                 cfg.fc_features, cfg.fc_dropout_rate, train, dtype)
+                                 cfg.fc_features, cfg.fc_dropout_rate, train, dtype, _atrous_impl(cfg))
   options = dict(features=cfg.aspp_features, image_pooling=cfg.image_pooling,
                  dropout_rate=cfg.dropout_rate, train=train, dtype=dtype, separable=cfg.aspp_separable,
-                 depthwise_bn=cfg.separable_depthwise_bn, post_conv=cfg.aspp_post_conv)
+                 depthwise_bn=cfg.separable_depthwise_bn, post_conv=cfg.aspp_post_conv,
+                 atrous_impl=_atrous_impl(cfg))
   rates = aspp.scale_rates(cfg.aspp_rates, output_stride, reference)
   if cfg.decoder:
     return aspp.DeepLabV3PlusHead(num_classes, rates, norm, **options,

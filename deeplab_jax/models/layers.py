@@ -32,12 +32,13 @@ class ConvBNReLU(nn.Module):
   stride: int = 1
   relu: bool = True
   dtype: Any = jnp.float32
+  atrous_impl: str = 'auto'  # see ops.atrous.AtrousConv.impl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """x [B, H, W, C] -> [B, H', W', features]."""
     x = AtrousConv(self.features, self.kernel_size, self.rate, self.stride, dtype=self.dtype,
-                   name='conv')(x)
+                   impl=self.atrous_impl, name='conv')(x)
     x = self.norm(name='bn')(x)
     return nn.relu(x) if self.relu else x
 
@@ -57,12 +58,13 @@ class SeparableConvBNReLU(nn.Module):
   relu: bool = True
   depthwise_bn: bool = True
   dtype: Any = jnp.float32
+  atrous_impl: str = 'auto'  # see ops.atrous.AtrousDepthwiseConv.impl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """x [B, H, W, C] -> [B, H', W', features]."""
     x = AtrousDepthwiseConv(self.kernel_size, self.rate, self.stride, dtype=self.dtype,
-                            name='depthwise')(x)
+                            impl=self.atrous_impl, name='depthwise')(x)
     if self.depthwise_bn:
       x = self.norm(name='depthwise_bn')(x)
       x = nn.relu(x) if self.relu else x
@@ -72,12 +74,26 @@ class SeparableConvBNReLU(nn.Module):
 
 
 def conv3x3(features: int, norm: ModuleDef, rate: int = 1, separable: bool = False,
-            depthwise_bn: bool = True, dtype: Any = jnp.float32, name: str | None = None) -> nn.Module:
+            depthwise_bn: bool = True, dtype: Any = jnp.float32, name: str | None = None,
+            atrous_impl: str = 'auto') -> nn.Module:
   """A 3x3 conv -> BN -> ReLU at `rate`, ordinary or depthwise-separable (as the ASPP and decoder use)."""
   if separable:
     return SeparableConvBNReLU(features, norm, 3, rate, depthwise_bn=depthwise_bn, dtype=dtype,
-                               name=name)
-  return ConvBNReLU(features, norm, 3, rate, dtype=dtype, name=name)
+                               atrous_impl=atrous_impl, name=name)
+  return ConvBNReLU(features, norm, 3, rate, dtype=dtype, atrous_impl=atrous_impl, name=name)
+
+
+def remat_unit(unit: type[nn.Module], remat: bool) -> type[nn.Module]:
+  """`unit` itself, or (remat=True) a version that keeps only its input for the backward pass.
+
+  Wrapping each unit, not the whole backbone, is what saves memory: the backward pass recomputes one
+  unit's activations at a time, so the peak holds the units' inputs plus one unit's insides (at about
+  one extra forward pass of compute). Convolutions are not dot_generals, so a dots_* policy would save
+  nothing more than nothing_saveable does.
+  """
+  if not remat:
+    return unit
+  return nn.remat(unit, policy=jax.checkpoint_policies.nothing_saveable)
 
 
 def resize_bilinear(x: jax.Array, size: tuple[int, int]) -> jax.Array:

@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from deeplab_jax.models.layers import ModuleDef
+from deeplab_jax.models.layers import ModuleDef, remat_unit
 from deeplab_jax.ops.atrous import AtrousConv, AtrousDepthwiseConv
 
 # (expansion t, channels c, units n, stride s) of the seven stages, from the MobileNetV2 paper's Table 2.
@@ -57,6 +57,7 @@ class InvertedResidual(nn.Module):
   stride: int = 1
   rate: int = 1
   dtype: Any = jnp.float32
+  atrous_impl: str = 'auto'  # see ops.atrous.AtrousDepthwiseConv.impl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -64,7 +65,8 @@ class InvertedResidual(nn.Module):
     if self.expansion != 1:
       y = AtrousConv(x.shape[-1] * self.expansion, 1, dtype=self.dtype, name='expand')(y)
       y = jax.nn.relu6(self.norm(name='expand_bn')(y))
-    y = AtrousDepthwiseConv(3, self.rate, self.stride, dtype=self.dtype, name='depthwise')(y)
+    y = AtrousDepthwiseConv(3, self.rate, self.stride, dtype=self.dtype, impl=self.atrous_impl,
+                            name='depthwise')(y)
     y = jax.nn.relu6(self.norm(name='depthwise_bn')(y))
     y = AtrousConv(self.features, 1, dtype=self.dtype, name='project')(y)
     y = self.norm(name='project_bn')(y)
@@ -78,6 +80,8 @@ class MobileNetV2(nn.Module):
     norm: BatchNorm factory.
     output_stride: 8, 16 or 32.
     width_multiplier: scales every layer's channels (rounded to multiples of 8).
+    atrous_impl: 'auto', 'dilation' or 'space_to_batch' (see ops.atrous.AtrousDepthwiseConv.impl).
+    remat: rematerialise each inverted-residual unit in the backward pass (see layers.remat_unit).
 
   Returns:
     {'low_level': [B, H/4, W/4, 24 * width], 'out': [B, H/os, W/os, 320 * width]}.
@@ -86,6 +90,8 @@ class MobileNetV2(nn.Module):
   output_stride: int = 16
   width_multiplier: float = 1.0
   dtype: Any = jnp.float32
+  atrous_impl: str = 'auto'
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
@@ -94,11 +100,12 @@ class MobileNetV2(nn.Module):
     x = jax.nn.relu6(self.norm(name='stem_bn')(x))
     features = {}
     plan = unit_strides_and_rates(self.output_stride)
+    unit = remat_unit(InvertedResidual, self.remat)
     for i, ((t, c, _, _), units) in enumerate(zip(MOBILENETV2_STAGES, plan)):
       channels = make_divisible(c * self.width_multiplier)
       for u, (stride, rate) in enumerate(units):
-        x = InvertedResidual(channels, t, self.norm, stride, rate, self.dtype,
-                             name=f'stage{i + 1}_unit{u + 1}')(x)
+        x = unit(channels, t, self.norm, stride, rate, self.dtype, self.atrous_impl,
+                 name=f'stage{i + 1}_unit{u + 1}')(x)
       if i == LOW_LEVEL_STAGE:
         features['low_level'] = x
     features['out'] = x

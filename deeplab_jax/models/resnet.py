@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from deeplab_jax.models.layers import ConvBNReLU, ModuleDef
+from deeplab_jax.models.layers import ConvBNReLU, ModuleDef, remat_unit
 
 STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 STAGE_STRIDES = (1, 2, 2, 2)
@@ -65,12 +65,14 @@ class Bottleneck(nn.Module):
   stride: int = 1
   rate: int = 1
   dtype: Any = jnp.float32
+  atrous_impl: str = 'auto'  # see ops.atrous.AtrousConv.impl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     out_features = self.width * 4
     y = ConvBNReLU(self.width, self.norm, 1, dtype=self.dtype, name='conv1')(x)
-    y = ConvBNReLU(self.width, self.norm, 3, self.rate, self.stride, dtype=self.dtype, name='conv2')(y)
+    y = ConvBNReLU(self.width, self.norm, 3, self.rate, self.stride, dtype=self.dtype,
+                   atrous_impl=self.atrous_impl, name='conv2')(y)
     y = ConvBNReLU(out_features, self.norm, 1, relu=False, dtype=self.dtype, name='conv3')(y)
     if x.shape[-1] != out_features or self.stride != 1:
       x = ConvBNReLU(out_features, self.norm, 1, stride=self.stride, relu=False, dtype=self.dtype,
@@ -112,6 +114,8 @@ class ResNet(nn.Module):
     width: channels of the first stage's 3x3 convs (64 in every published ResNet).
     stem: 'torchvision' (7x7) or 'beta' (three 3x3).
     dilation_style: 'deeplab' or 'torchvision' (see `unit_rates`).
+    atrous_impl: 'auto', 'dilation' or 'space_to_batch' (see ops.atrous.AtrousConv.impl).
+    remat: rematerialise each bottleneck unit in the backward pass (see layers.remat_unit).
 
   Returns:
     {'stage1': [B, H/4, W/4, 4w] (the low-level features of v3+), 'stage2', 'stage3' and
@@ -125,19 +129,22 @@ class ResNet(nn.Module):
   stem: str = 'torchvision'
   dilation_style: str = 'deeplab'
   dtype: Any = jnp.float32
+  atrous_impl: str = 'auto'
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
     x = Stem(self.stem, self.width, self.norm, self.dtype, name='stem')(x)
     features, previous_rate = {}, 1
     plan = stage_strides_and_rates(self.output_stride)
+    unit = remat_unit(Bottleneck, self.remat)
     for i, (num_units, (stride, rate)) in enumerate(zip(self.blocks, plan)):
       last = i == len(self.blocks) - 1
       rates = unit_rates(rate, previous_rate, num_units, self.multi_grid if last else None,
                          self.dilation_style)
       for j in range(num_units):
-        x = Bottleneck(self.width * 2 ** i, self.norm, stride if j == 0 else 1, rates[j], self.dtype,
-                       name=f'stage{i + 1}_unit{j + 1}')(x)
+        x = unit(self.width * 2 ** i, self.norm, stride if j == 0 else 1, rates[j], self.dtype,
+                 self.atrous_impl, name=f'stage{i + 1}_unit{j + 1}')(x)
       features[f'stage{i + 1}'] = x
       previous_rate = rate
     return features

@@ -44,6 +44,7 @@ class VGG16(nn.Module):
   """
   output_stride: int = 8
   dtype: Any = jnp.float32
+  atrous_impl: str = 'auto'  # see ops.atrous.AtrousConv.impl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
@@ -52,7 +53,7 @@ class VGG16(nn.Module):
     for b, ((num_convs, channels), (stride, rate)) in enumerate(zip(VGG16_BLOCKS, plan)):
       for c in range(num_convs):
         x = nn.relu(AtrousConv(channels, 3, rate, use_bias=True, dtype=self.dtype,
-                               name=f'conv{b + 1}_{c + 1}')(x))
+                               impl=self.atrous_impl, name=f'conv{b + 1}_{c + 1}')(x))
       features[f'conv{b + 1}'] = x
       x = nn.max_pool(x, (3, 3), strides=(stride, stride), padding=((1, 1), (1, 1)))
     features['pool5'] = x

@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from deeplab_jax.models.layers import ConvBNReLU, ModuleDef, SeparableConvBNReLU
+from deeplab_jax.models.layers import ConvBNReLU, ModuleDef, SeparableConvBNReLU, remat_unit
 
 # (name, depths of the 3 separable convs, shortcut, stride, units, ReLU inside the separable convs).
 XCEPTION65_BLOCKS = (
@@ -57,6 +57,7 @@ class XceptionUnit(nn.Module):
   rates: Sequence[int] = (1, 1, 1)
   relu_inside: bool = False
   dtype: Any = jnp.float32
+  atrous_impl: str = 'auto'  # see ops.atrous.AtrousDepthwiseConv.impl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -65,7 +66,8 @@ class XceptionUnit(nn.Module):
       if not self.relu_inside:
         y = nn.relu(y)
       y = SeparableConvBNReLU(depth, self.norm, 3, rate, self.stride if i == 2 else 1,
-                              relu=self.relu_inside, dtype=self.dtype, name=f'separable{i + 1}')(y)
+                              relu=self.relu_inside, dtype=self.dtype, atrous_impl=self.atrous_impl,
+                              name=f'separable{i + 1}')(y)
       second = y if i == 1 else second
     if self.shortcut == 'conv':
       x = ConvBNReLU(self.depths[-1], self.norm, 1, stride=self.stride, relu=False, dtype=self.dtype,
@@ -81,6 +83,8 @@ class Xception65(nn.Module):
     output_stride: 8, 16 or 32.
     multi_grid: rate multipliers of the last block's three separable convs; None for none.
     middle_units: units of the middle flow (16 in Xception-65).
+    atrous_impl: 'auto', 'dilation' or 'space_to_batch' (see ops.atrous.AtrousDepthwiseConv.impl).
+    remat: rematerialise each unit in the backward pass (see layers.remat_unit).
 
   Returns:
     {'low_level': [B, H/4, W/4, 256] (entry block 2, second separable conv), 'exit': [B, H/os, W/os,
@@ -91,6 +95,8 @@ class Xception65(nn.Module):
   multi_grid: Sequence[int] | None = None
   middle_units: int = 16
   dtype: Any = jnp.float32
+  atrous_impl: str = 'auto'
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
@@ -98,13 +104,14 @@ class Xception65(nn.Module):
     x = ConvBNReLU(64, self.norm, 3, dtype=self.dtype, name='conv1_2')(x)
     features = {}
     plan = block_strides_and_rates(self.output_stride)
+    unit = remat_unit(XceptionUnit, self.remat)
     for (name, depths, shortcut, _, units, relu_inside), (stride, rate) in zip(XCEPTION65_BLOCKS, plan):
       units = self.middle_units if name == 'middle' else units
       grid = self.multi_grid if name == 'exit_block2' and self.multi_grid else (1, 1, 1)
       for u in range(units):
         unit_name = f'{name}_unit{u + 1}' if units > 1 else name
-        x, second = XceptionUnit(depths, self.norm, shortcut, stride, tuple(rate * g for g in grid),
-                                 relu_inside, self.dtype, name=unit_name)(x)
+        x, second = unit(depths, self.norm, shortcut, stride, tuple(rate * g for g in grid),
+                         relu_inside, self.dtype, self.atrous_impl, name=unit_name)(x)
         if name == 'entry_block2':
           features['low_level'] = second
     features['exit'] = x

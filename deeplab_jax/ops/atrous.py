@@ -23,7 +23,7 @@ IMPLS = ('dilation', 'space_to_batch')
 
 # Faster implementation per (platform, depthwise). CPU: 2026-11-20, 2 shared cores, float32, batch 1,
 # `python -m deeplab_jax.ops.atrous_benchmark --repeats=3 --cases=aspp_os16,xception_dw_os16` and
-# `... --cases=aspp_os8,xception_dw_os8 --passes=fwd` (table in notes_atrous.md): geometric mean of
+# `... --cases=aspp_os8,xception_dw_os8 --passes=fwd` (table in BENCHMARKS.md): geometric mean of
 # dilation / space_to_batch time over rates 2..36 was 0.29 (OS 16) and 0.77 (OS 8) for the ASPP conv,
 # 0.72 and 0.69 for depthwise, so 'dilation' wins both. Platforms not listed use 'dilation'.
 _DEFAULT_IMPL = {
@@ -46,6 +46,11 @@ def default_impl(platform: str, depthwise: bool) -> str:
     'dilation' or 'space_to_batch'; 'dilation' for platforms without a measurement.
   """
   return _DEFAULT_IMPL.get((platform.lower(), bool(depthwise)), 'dilation')
+
+
+def resolve_impl(impl: str, depthwise: bool) -> str:
+  """`impl`, with 'auto' replaced by `default_impl` for the backend being traced for."""
+  return default_impl(jax.default_backend(), depthwise) if impl == 'auto' else impl
 
 
 def same_padding(kernel_size: int, rate: int) -> tuple[int, int]:
@@ -154,7 +159,8 @@ class AtrousConv(nn.Module):
     use_bias: add a bias (False when a BatchNorm follows).
     dtype: computation dtype (parameters stay float32).
     kernel_init: kernel initialiser.
-    impl: 'dilation' or 'space_to_batch' (see `atrous_conv`); the parameters are the same for both.
+    impl: 'dilation', 'space_to_batch' (see `atrous_conv`) or 'auto' (`default_impl` for the
+      default backend); the parameters are the same for all.
   """
   features: int
   kernel_size: int = 3
@@ -172,7 +178,7 @@ class AtrousConv(nn.Module):
     k = self.kernel_size
     kernel = self.param('kernel', self.kernel_init, (k, k, x.shape[-1], self.features), jnp.float32)
     y = atrous_conv(x.astype(self.dtype), kernel.astype(self.dtype), self.rate, self.stride,
-                    impl=self.impl)
+                    impl=resolve_impl(self.impl, depthwise=False))
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
     return y
@@ -191,7 +197,8 @@ class AtrousDepthwiseConv(nn.Module):
     use_bias: add a bias.
     dtype: computation dtype (parameters stay float32).
     kernel_init: kernel initialiser.
-    impl: 'dilation' or 'space_to_batch' (see `atrous_conv`); the parameters are the same for both.
+    impl: 'dilation', 'space_to_batch' (see `atrous_conv`) or 'auto' (`default_impl` for the
+      default backend); the parameters are the same for all.
   """
   kernel_size: int = 3
   rate: int = 1
@@ -210,7 +217,8 @@ class AtrousDepthwiseConv(nn.Module):
     out = channels * self.depth_multiplier
     kernel = self.param('kernel', self.kernel_init, (k, k, 1, out), jnp.float32)
     y = atrous_conv(x.astype(self.dtype), kernel.astype(self.dtype), self.rate, self.stride,
-                    feature_group_count=channels, impl=self.impl)
+                    feature_group_count=channels,
+                    impl=resolve_impl(self.impl, depthwise=True))
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (out,), jnp.float32).astype(self.dtype)
     return y

@@ -1,0 +1,109 @@
+"""deeplab_jax.benchmark: the real entry point on a tiny model, without TensorFlow; MFU arithmetic."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from deeplab_jax import benchmark
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Runs the module as `python -m` would, then reports whether anything imported TensorFlow.
+RUNNER = """
+import runpy, sys
+sys.argv = ['benchmark'] + sys.argv[1:]
+try:
+  runpy.run_module('deeplab_jax.benchmark', run_name='__main__')
+except SystemExit as e:
+  if e.code:
+    raise
+print('tensorflow imported:', 'tensorflow' in sys.modules)
+"""
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+  out = str(tmp_path_factory.mktemp('bench') / 'report.json')
+  args = ['--config=configs/quickstart.py', '--batch=2', '--size=33', '--steps=2', '--warmup=1',
+          '--config.model.resnet.width=8', '--config.model.resnet.blocks=(1, 1, 1, 1)',
+          '--config.model.multi_grid=()', '--config.model.aspp_features=16', '--peak_tflops=1',
+          f'--json={out}']
+  env = dict(os.environ, XLA_FLAGS='', JAX_PLATFORMS='cpu')  # one CPU device, as a user would have
+  proc = subprocess.run([sys.executable, '-c', RUNNER, *args], cwd=ROOT, env=env, capture_output=True,
+                        text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(out) as f:
+    return proc.stdout, json.load(f)
+
+
+def test_runs_without_tensorflow(tiny_run):
+  stdout, _ = tiny_run
+  assert 'tensorflow imported: False' in stdout
+
+
+def test_reports_both_modes(tiny_run):
+  stdout, report = tiny_run
+  assert [r['mode'] for r in report['results']] == ['train', 'inference']
+  for r in report['results']:
+    assert len(r['step_times_s']) == 2 and r['images_per_s'] > 0 and r['compile_s'] > 0
+    assert r['temp_bytes'] is not None and r['peak_bytes'] is None  # CPU keeps no peak statistic
+    assert r['mfu'] == pytest.approx(r['model_tflop_per_step'] / r['median_s'] / 1.0)
+  train, inference = report['results']
+  assert train['model_tflop_per_step'] == pytest.approx(3 * inference['model_tflop_per_step'])
+  assert 'n/a on CPU' in stdout
+
+
+def test_macs_are_the_summary_modes(tiny_run):
+  from configs import quickstart
+  from deeplab_jax.models import summary
+  from deeplab_jax.models.deeplab import build_model
+  _, report = tiny_run
+  config = quickstart.get_config()
+  config.model.resnet.width, config.model.resnet.blocks, config.model.multi_grid = 8, (1, 1, 1, 1), ()
+  config.model.aspp_features = 16
+  model = build_model(config.model, config.data.num_classes, train=False)
+  assert report['gmacs_per_image'] == pytest.approx(summary.summarize(model, 33)['macs'] / 1e9)
+  assert report['results'][1]['model_tflop_per_step'] == pytest.approx(
+      2 * 2 * report['gmacs_per_image'] / 1e3)  # 2 FLOPs per MAC, batch 2
+
+
+def test_result_mfu_by_hand():
+  # 10 GMACs per image, batch 4, train: 2 * 3 * 10e9 * 4 = 240 GFLOP in 0.5 s = 0.48 TFLOP/s of 989.4.
+  r = benchmark.result('train', [0.4, 0.5, 0.9], 1.0, {}, 4, 10 * 10**9, 989.4e12)
+  assert r['images_per_s'] == pytest.approx(8.0)
+  assert r['mfu'] == pytest.approx(0.48 / 989.4)
+  assert benchmark.result('inference', [0.5], 1.0, {}, 4, 10**9, None)['mfu'] is None
+
+
+def test_peak_table():
+  assert benchmark.peak_flops('NVIDIA H200', 'bfloat16') == pytest.approx(989.4e12)
+  assert benchmark.peak_flops('cpu', 'float32') is None
+  assert benchmark.peak_flops('cpu', 'float32', override_tflops=2.5) == pytest.approx(2.5e12)
+
+
+def test_interleaved_times_alternate():
+  calls = []
+  times = benchmark.interleaved_times({'a': lambda: calls.append('a'), 'b': lambda: calls.append('b')},
+                                      steps=2, warmup=1)
+  assert calls == ['a', 'b'] * 3 and [len(t) for t in times.values()] == [2, 2]
+
+
+def test_torch_side_is_the_same_architecture():
+  # The model benchmark_torch times as ours has torchvision deeplabv3_resnet101's parameter count.
+  import jax
+  import jax.numpy as jnp
+  from deeplab_jax import benchmark_torch
+  from deeplab_jax.models.deeplab import build_model
+  try:
+    torch, segmentation = benchmark_torch.import_torchvision()
+  except ImportError:
+    pytest.skip('torch / torchvision not installed')
+  config = benchmark_torch.torchvision_config('float32')
+  model = build_model(config.model, config.data.num_classes, train=False)
+  variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 65, 65, 3)))
+  ours = sum(x.size for x in jax.tree.leaves(variables['params']))
+  peer = segmentation.deeplabv3_resnet101(weights=None, weights_backbone=None, num_classes=21,
+                                          aux_loss=False)
+  assert ours == sum(p.numel() for p in peer.parameters())
