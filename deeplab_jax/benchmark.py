@@ -112,8 +112,7 @@ def train_runner(config: Any, batch: dict) -> tuple[Callable[[], None], float, A
   tx = optimizer.create_optimizer(config.train)
   state = state_lib.create_train_state(jax.random.key(0), model, tx, batch['image'].shape[1])
   mesh = steps.make_mesh()
-  step = steps.jit_train_step(mesh, config.data.ignore_label, optimizer.poly_schedule(config.train),
-                              config.train.aux_loss_weight)
+  step = steps.jit_train_step(mesh, steps.step_options(config, optimizer.poly_schedule(config.train)))
   state = jax.device_put(state, steps.replicated(mesh))
   device_batch = jax.device_put(batch, steps.batch_sharding(mesh))
   rng = jax.random.key(1)
