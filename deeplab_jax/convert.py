@@ -280,10 +280,11 @@ def assemble(values: dict[str, np.ndarray], shapes: dict, init_variables) -> dic
 
 # Config fields that change the function but no shape, with the value each peer computes with.
 PEER_ARCHITECTURE = {
-    'torchvision_deeplabv3': {'resnet.dilation_style': 'torchvision', 'multi_grid': (),
-                              'resnet.stem': 'torchvision', 'upsample_align_corners': False},
+    'torchvision_deeplabv3': {'output_stride': 8, 'resnet.dilation_style': 'torchvision',
+                              'multi_grid': (), 'resnet.stem': 'torchvision',
+                              'upsample_align_corners': False},
     'torchvision_resnet': {'resnet.stem': 'torchvision'},
-    'smp_deeplabv3plus': {'resnet.dilation_style': 'deeplab', 'multi_grid': (),
+    'smp_deeplabv3plus': {'output_stride': 16, 'resnet.dilation_style': 'deeplab', 'multi_grid': (),
                           'resnet.stem': 'torchvision', 'upsample_align_corners': True,
                           'separable_depthwise_bn': False},
 }
@@ -370,8 +371,8 @@ def write_workdir(config, variables: dict, workdir: str, report: dict, log=print
                     'converted weights never mix with a trained run.')
   loop.prepare_workdir(workdir, config)
   variables = jax.tree.map(jax.numpy.asarray, variables)
-  state = TrainState.create(apply_fn=None, params=variables['params'], batch_stats=variables['batch_stats'],
-                            tx=optimizer.create_optimizer(config.train))
+  state = TrainState.create(apply_fn=None, params=variables['params'], tx=optimizer.create_optimizer(
+      config.train), batch_stats=variables['batch_stats'])
   checkpointer = Checkpointer(checkpoints, config.train.keep_checkpoints)
   checkpointer.save(0, state, force=True)
   checkpointer.close()

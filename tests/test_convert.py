@@ -118,7 +118,8 @@ def backbone_config(depth: int, output_stride: int):
   return model
 
 
-@pytest.mark.parametrize('output_stride,dilation', [(32, [False, False, False]), (8, [False, True, True])])
+@pytest.mark.parametrize('output_stride,dilation',
+                         [(32, [False, False, False]), (8, [False, True, True])])
 def test_torchvision_resnet_backbone_features_match(output_stride, dilation):
   peer = randomise(tv_resnet.resnet50(replace_stride_with_dilation=dilation), 3)
   model_cfg = backbone_config(50, output_stride)
@@ -148,7 +149,8 @@ def small_peer(num_classes: int, seed: int = 11):
   """torchvision's DeepLabV3 on a ResNet with one bottleneck per stage, dilated as deeplabv3_resnet50."""
   from torchvision.models.segmentation.deeplabv3 import DeepLabHead, DeepLabV3
   from torchvision.models.segmentation.fcn import FCNHead
-  backbone = tv_resnet.ResNet(tv_resnet.Bottleneck, [1, 1, 1, 1], replace_stride_with_dilation=[False, True, True])
+  backbone = tv_resnet.ResNet(tv_resnet.Bottleneck, [1, 1, 1, 1],
+                              replace_stride_with_dilation=[False, True, True])
   backbone = IntermediateLayerGetter(backbone, {'layer4': 'out', 'layer3': 'aux'})
   model = DeepLabV3(backbone, DeepLabHead(2048, num_classes), FCNHead(1024, num_classes))
   return randomise(model, seed)
@@ -162,7 +164,8 @@ def small_config(num_classes: int):
 
 
 def test_small_torchvision_model_matches_at_odd_size():
-  errors = logits_errors(small_peer(21), small_config(21), 'torchvision_deeplabv3', (51, 77), aux_key='aux')
+  errors = logits_errors(small_peer(21), small_config(21), 'torchvision_deeplabv3', (51, 77),
+                         aux_key='aux')
   assert max(errors.values()) <= TOLERANCE, errors
 
 
@@ -184,8 +187,8 @@ def test_different_class_count_loads_everything_but_the_logits():
   state = peer.state_dict()
   np.testing.assert_array_equal(variables['params']['head']['post_conv']['conv']['kernel'],
                                 state['classifier.1.weight'].numpy().transpose(2, 3, 1, 0))
-  np.testing.assert_array_equal(variables['batch_stats']['backbone']['stage4_unit1']['conv2']['bn']['var'],
-                                state['backbone.layer4.0.bn2.running_var'].numpy())
+  stage4_bn = variables['batch_stats']['backbone']['stage4_unit1']['conv2']['bn']
+  np.testing.assert_array_equal(stage4_bn['var'], state['backbone.layer4.0.bn2.running_var'].numpy())
   loaded = len(conversion.values)
   total = sum(x.size > 0 for x in jax.tree.leaves(variables))
   assert loaded == total - 4  # everything else came from the checkpoint
@@ -254,7 +257,8 @@ def test_file_converts_through_the_cli_and_evaluates(tmp_path, suffix):
   with ocp.StandardCheckpointer() as checkpointer:
     converted = checkpointer.restore(os.path.join(workdir, 'converted'))
   kernel = peer.state_dict()['backbone.conv1.weight'].numpy().transpose(2, 3, 1, 0)
-  np.testing.assert_array_equal(converted['params']['backbone']['stem']['conv1']['conv']['kernel'], kernel)
+  stem = converted['params']['backbone']['stem']['conv1']['conv']
+  np.testing.assert_array_equal(stem['kernel'], kernel)
 
 
 def test_cli_errors_are_one_line(tmp_path):
