@@ -74,6 +74,7 @@ def get_config() -> ml_collections.ConfigDict:
   model.decoder_low_level_features = 48  # channels of the 1x1 conv on the low-level features
   model.decoder_convs = 2  # 3x3 convs of aspp_features after the concat (smp uses 1)
   model.decoder_separable = False  # separable decoder convs (v3+ Xception: True)
+  model.upsample_align_corners = False  # upsample as PyTorch's align_corners=True (smp); False: half-pixel
   model.aux_head = False  # torchvision's auxiliary FCN head on ResNet stage 3 (loss: train.aux_loss_weight)
   model.aux_dropout_rate = 0.1  # dropout inside the auxiliary head
   model.largefov_rate = 12  # v1 LargeFOV fc6 rate, at output stride 8

@@ -115,12 +115,14 @@ class DeepLabV3PlusHead(DeepLabV3Head):
 
   Decoder: low-level features -> 1x1 conv to `low_level_features` (48) -> BN -> ReLU; concatenated with
   the ASPP output bilinearly upsampled to their size; `decoder_convs` 3x3 convs of `features` (two in
-  the paper, one in segmentation_models_pytorch), separable when `decoder_separable`.
+  the paper, one in segmentation_models_pytorch), separable when `decoder_separable`. align_corners:
+  upsample as PyTorch's align_corners=True (smp) instead of with half-pixel centres.
   Returns logits [B, H/4, W/4, num_classes].
   """
   low_level_features: int = 48
   decoder_convs: int = 2
   decoder_separable: bool = True
+  align_corners: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, low_level: jax.Array | None = None) -> jax.Array:
@@ -128,7 +130,8 @@ class DeepLabV3PlusHead(DeepLabV3Head):
     y = self.aspp(x)
     low = ConvBNReLU(self.low_level_features, self.norm, 1, dtype=self.dtype,
                      name='low_level_project')(low_level)
-    y = jnp.concatenate([resize_bilinear(y, low.shape[1:3]).astype(low.dtype), low], axis=-1)
+    y = resize_bilinear(y, low.shape[1:3], self.align_corners).astype(low.dtype)
+    y = jnp.concatenate([y, low], axis=-1)
     for i in range(self.decoder_convs):
       y = conv3x3(self.features, self.norm, 1, self.decoder_separable, self.depthwise_bn, self.dtype,
                   name=f'decoder_conv{i + 1}')(y)

@@ -50,16 +50,17 @@ class DeepLab(nn.Module):
   feature_keys: tuple[str, str | None, str | None]
   aux_head: nn.Module | None = None
   msc_scales: Sequence[float] = ()
+  align_corners: bool = False
 
   def single_scale(self, images: jax.Array, size: tuple[int, int]) -> dict[str, jax.Array]:
     """Logits (and aux logits) of images [B, h, w, 3] upsampled to `size`, in float32."""
     out_key, low_key, aux_key = self.feature_keys
     features = self.backbone(images)
     logits = self.head(features[out_key], features[low_key] if low_key else None)
-    outputs = {'logits': layers.resize_bilinear(logits.astype(jnp.float32), size)}
+    outputs = {'logits': layers.resize_bilinear(logits.astype(jnp.float32), size, self.align_corners)}
     if self.aux_head is not None:
       aux = self.aux_head(features[aux_key])
-      outputs['aux'] = layers.resize_bilinear(aux.astype(jnp.float32), size)
+      outputs['aux'] = layers.resize_bilinear(aux.astype(jnp.float32), size, self.align_corners)
     return outputs
 
   @nn.compact
@@ -161,7 +162,8 @@ def build_head(cfg: ml_collections.ConfigDict, num_classes: int, norm: layers.Mo
     return aspp.DeepLabV3PlusHead(num_classes, rates, norm, **options,
                                   low_level_features=cfg.decoder_low_level_features,
                                   decoder_convs=cfg.decoder_convs,
-                                  decoder_separable=cfg.decoder_separable)
+                                  decoder_separable=cfg.decoder_separable,
+                                  align_corners=cfg.upsample_align_corners)
   return aspp.DeepLabV3Head(num_classes, rates, norm, **options)
 
 
@@ -187,4 +189,5 @@ def build_model(model_cfg: ml_collections.ConfigDict, num_classes: int, train: b
     aux_head = aspp.FCNHead(num_classes, norm, model_cfg.aux_dropout_rate, train, dtype)
   if any(not 0 < s <= 4 for s in model_cfg.msc_scales):
     raise UserError(f'model.msc_scales must be in (0, 4], got {tuple(model_cfg.msc_scales)}.')
-  return DeepLab(backbone, head, keys, aux_head, tuple(model_cfg.msc_scales))
+  return DeepLab(backbone, head, keys, aux_head, tuple(model_cfg.msc_scales),
+                 model_cfg.upsample_align_corners)

@@ -96,12 +96,31 @@ def remat_unit(unit: type[nn.Module], remat: bool) -> type[nn.Module]:
   return nn.remat(unit, policy=jax.checkpoint_policies.nothing_saveable)
 
 
-def resize_bilinear(x: jax.Array, size: tuple[int, int]) -> jax.Array:
-  """Bilinear resize of x [B, H, W, C] to [B, *size, C] with half-pixel centres.
+def resize_bilinear(x: jax.Array, size: tuple[int, int], align_corners: bool = False) -> jax.Array:
+  """Bilinear resize of x [B, H, W, C] to [B, *size, C].
 
-  The same sampling as PyTorch's `interpolate(mode='bilinear', align_corners=False)`; no antialiasing,
-  so a downscale samples like PyTorch's too.
+  Half-pixel centres by default: the same sampling as PyTorch's `interpolate(mode='bilinear',
+  align_corners=False)`; no antialiasing, so a downscale samples like PyTorch's too. align_corners=True
+  maps corner pixels onto corner pixels, as PyTorch's `align_corners=True` (segmentation_models_pytorch's
+  upsampling), which converted smp weights need to compute the same function.
   """
   if tuple(x.shape[1:3]) == tuple(size):
     return x
+  if align_corners:
+    return _resize_axis_align_corners(_resize_axis_align_corners(x, size[0], 1), size[1], 2)
   return jax.image.resize(x, (x.shape[0], *size, x.shape[3]), 'bilinear', antialias=False)
+
+
+def _resize_axis_align_corners(x: jax.Array, size: int, axis: int) -> jax.Array:
+  """Linear interpolation of x along `axis` to `size` samples, first and last samples on the corners."""
+  length = x.shape[axis]
+  if length == size:
+    return x
+  scale = (length - 1) / (size - 1) if size > 1 else 0.0
+  position = jnp.arange(size, dtype=jnp.float32) * scale
+  low = jnp.clip(jnp.floor(position).astype(jnp.int32), 0, length - 1)
+  high = jnp.minimum(low + 1, length - 1)
+  shape = [1] * x.ndim
+  shape[axis] = size
+  frac = (position - low).reshape(shape).astype(x.dtype)
+  return jnp.take(x, low, axis=axis) * (1 - frac) + jnp.take(x, high, axis=axis) * frac
