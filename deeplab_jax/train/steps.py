@@ -113,10 +113,14 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *,
         state.params, batch_stats, *part_and_index)
     return (jax.tree.map(jnp.add, grads, part_grads), batch_stats, loss + part_loss), None
 
-  zeros = jax.tree.map(jnp.zeros_like, state.params)
-  (grads, batch_stats, loss), _ = jax.lax.scan(
-      accumulate, (zeros, state.batch_stats, jnp.zeros((), jnp.float32)),
-      (micro, jnp.arange(options.grad_accum_steps)))
+  carry = (jax.tree.map(jnp.zeros_like, state.params), state.batch_stats, jnp.zeros((), jnp.float32))
+  if options.grad_accum_steps == 1:
+    # No loop for one micro-batch: inside a one-trip while loop XLA:CPU ran the quickstart step 5x
+    # slower (0.68 s against 0.13 s per step, batch 16 at 96x96).
+    (grads, batch_stats, loss), _ = accumulate(carry, (jax.tree.map(lambda x: x[0], micro), 0))
+  else:
+    (grads, batch_stats, loss), _ = jax.lax.scan(accumulate, carry,
+                                                 (micro, jnp.arange(options.grad_accum_steps)))
   grads, loss = _psum((grads, loss), axis)
   new_state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
   grad_norm = optax.tree.norm(grads)
