@@ -402,16 +402,18 @@ def convert(config, source: str, kind: str, workdir: str, allow_partial: bool = 
 # Command line
 # ----------------------------------------------------------------------------------------------
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config of the model to convert into, e.g. '
-                                          'configs/pretrained/torchvision_deeplabv3.py:resnet101.',
-                                          lock_config=True)
-_SOURCE = flags.DEFINE_string('source', None, 'Local PyTorch checkpoint: .pth/.pt state_dict or '
-                              '.safetensors.')
-_KIND = flags.DEFINE_enum('kind', None, list(KINDS), 'The PyTorch model the checkpoint is from.')
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder to write checkpoints/0 and converted/ into.')
-_ALLOW_PARTIAL = flags.DEFINE_bool('allow_partial', False, 'Convert even when PyTorch keys are unused '
-                                   'or model variables unprovided (those keep their initialisation).')
-flags.mark_flags_as_required(['config', 'source', 'kind', 'workdir'])
+def define_flags():
+  """The command line's flags; defined only when run as a program, so importing this module (tests,
+  other tools with a --config flag of their own) defines nothing."""
+  config_flags.DEFINE_config_file('config', None, 'Config of the model to convert into, e.g. '
+                                  'configs/pretrained/torchvision_deeplabv3.py:resnet101.',
+                                  lock_config=True)
+  flags.DEFINE_string('source', None, 'Local PyTorch checkpoint: .pth/.pt state_dict or .safetensors.')
+  flags.DEFINE_enum('kind', None, list(KINDS), 'The PyTorch model the checkpoint is from.')
+  flags.DEFINE_string('workdir', None, 'Run folder to write checkpoints/0 and converted/ into.')
+  flags.DEFINE_bool('allow_partial', False, 'Convert even when PyTorch keys are unused or model '
+                    'variables unprovided (those keep their initialisation).')
+  flags.mark_flags_as_required(['config', 'source', 'kind', 'workdir'])
 
 
 def parse_flags(argv):
@@ -430,15 +432,17 @@ def main(argv):
   config_file = flags.FLAGS['config'].config_filename
   try:
     try:
-      config = _CONFIG.value
+      config = flags.FLAGS.config
       config.keys()
     except Exception as e:  # the config file itself failed to load or run
       raise UserError(f'Cannot load config file {config_file}: {type(e).__name__}: {e}') from e
-    convert(config, _SOURCE.value, _KIND.value, _WORKDIR.value, _ALLOW_PARTIAL.value)
+    f = flags.FLAGS
+    convert(config, f.source, f.kind, f.workdir, f.allow_partial)
   except UserError as e:
     print(f'error: {e}', file=sys.stderr, flush=True)
     sys.exit(2)
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main, flags_parser=parse_flags)
