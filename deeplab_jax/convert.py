@@ -38,6 +38,7 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 import numpy as np  # noqa: E402
 
+from deeplab_jax import cli  # noqa: E402
 from deeplab_jax.errors import UserError  # noqa: E402
 
 KINDS = ('torchvision_deeplabv3', 'torchvision_resnet', 'smp_deeplabv3plus')
@@ -416,26 +417,11 @@ def define_flags():
   flags.mark_flags_as_required(['config', 'source', 'kind', 'workdir'])
 
 
-def parse_flags(argv):
-  """absl's parser, with a bad flag or config override reported in one line (exit status 2)."""
-  try:
-    return flags.FLAGS(argv)
-  except (flags.Error, KeyError, AttributeError, ValueError, TypeError) as e:
-    message = (str(e).splitlines() or [type(e).__name__])[0].strip('"\'')
-  print(f'error: bad flags: {message}\nPass --help for the flags.', file=sys.stderr)
-  sys.exit(2)
-
-
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  config_file = flags.FLAGS['config'].config_filename
   try:
-    try:
-      config = flags.FLAGS.config
-      config.keys()
-    except Exception as e:  # the config file itself failed to load or run
-      raise UserError(f'Cannot load config file {config_file}: {type(e).__name__}: {e}') from e
+    config = cli.load_config()
     f = flags.FLAGS
     convert(config, f.source, f.kind, f.workdir, f.allow_partial)
   except UserError as e:
@@ -445,4 +431,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)

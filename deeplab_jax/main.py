@@ -7,10 +7,11 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow feeds data only
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from deeplab_jax import cli  # noqa: E402
 from deeplab_jax.errors import UserError  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file, e.g. configs/v3_voc.py.',
-                                          lock_config=True)
+config_flags.DEFINE_config_file('config', None, 'Config file, e.g. configs/v3_voc.py.',
+                                lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder: checkpoints, logs, config.json, eval/. '
                                'Default: runs/<config file name>.')
 _MODE = flags.DEFINE_enum('mode', 'train',
@@ -28,19 +29,6 @@ _PROCESS_ID = flags.DEFINE_integer('process_id', -1, 'Multi-host: this process; 
 _DISTRIBUTED = flags.DEFINE_bool('distributed', False, 'Multi-host with everything auto-detected '
                                  '(TPU pod slices, SLURM, Open MPI).')
 flags.mark_flag_as_required('config')
-
-
-def parse_flags(argv):
-  """absl's parser, with a bad --config or --config.x=y reported in one line instead of a traceback."""
-  try:
-    return flags.FLAGS(argv)
-  except (flags.Error, KeyError, AttributeError, ValueError, TypeError) as e:
-    message = (str(e).splitlines() or [type(e).__name__])[0].strip('"\'')
-    if ' ' not in message:  # ml_collections reports an unknown field by its bare name
-      message = f'unknown config field {message!r}'
-  print(f'error: bad flags: {message}\nPass --help for the flags; config fields are in configs/base.py.',
-        file=sys.stderr)
-  sys.exit(2)
 
 
 def print_summary(config, workdir):
@@ -69,11 +57,7 @@ def main(argv):
   config_file = flags.FLAGS['config'].config_filename
   workdir = _WORKDIR.value or os.path.join('runs', os.path.splitext(os.path.basename(config_file))[0])
   try:
-    try:
-      config = _CONFIG.value
-      config.keys()  # a config file that failed to load raises its error on first use
-    except Exception as e:  # the config file itself failed to load or run
-      raise UserError(f'Cannot load config file {config_file}: {type(e).__name__}: {e}') from e
+    config = cli.load_config()
     modes[_MODE.value](config, workdir)
   except UserError as e:
     print(f'error: {e}', file=sys.stderr, flush=True)
@@ -81,4 +65,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)

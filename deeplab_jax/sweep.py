@@ -18,11 +18,12 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from deeplab_jax import cli  # noqa: E402
 from deeplab_jax.errors import UserError  # noqa: E402
 from deeplab_jax.experiments import points as points_lib  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'Base config file, e.g. configs/v3_voc.py.',
-                                          lock_config=True)
+config_flags.DEFINE_config_file('config', None, 'Base config file, e.g. configs/v3_voc.py.',
+                                lock_config=True)
 _SWEEP = flags.DEFINE_string('sweep', None, 'Sweep file with get_sweep(), e.g. '
                              'experiments/output_stride/sweep.py.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Sweep folder; point P runs in WORKDIR/P.')
@@ -121,10 +122,7 @@ def main(argv):
   base = base_overrides(sys.argv)
   config_file = flags.FLAGS['config'].config_filename
   try:
-    try:
-      _CONFIG.value.keys()  # a config file that failed to load raises its error on first use
-    except Exception as e:  # the config file itself failed to load or run
-      raise UserError(f'Cannot load config file {config_file}: {type(e).__name__}: {e}') from e
+    cli.load_config()
     points = points_lib.resolve_sweep(_SWEEP.value, config_file, base)
     print(f'[sweep] {_SWEEP.value}: {len(points)} points validated against {config_file}', flush=True)
     if _LAUNCH.value == 'print':
@@ -137,18 +135,5 @@ def main(argv):
     sys.exit(2)
 
 
-def parse_flags(argv):
-  """absl's parser, with a bad flag or base override reported in one line instead of a traceback."""
-  try:
-    return flags.FLAGS(argv)
-  except (flags.Error, KeyError, AttributeError, ValueError, TypeError) as e:
-    message = (str(e).splitlines() or [type(e).__name__])[0].strip('"\'')
-    if ' ' not in message:  # ml_collections reports an unknown field by its bare name
-      message = f'unknown config field {message!r}'
-  print(f'error: bad flags: {message}\nPass --help for the flags; config fields are in configs/base.py.',
-        file=sys.stderr)
-  sys.exit(2)
-
-
 if __name__ == '__main__':
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)
