@@ -125,13 +125,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, log=prin
   checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints'), config.train.keep_checkpoints,
                               config.train.keep_best_checkpoint)
   try:
-    if checkpointer.latest_step() is None:
-      state = initial_state(config, mesh, init_rng, log)
-    else:
+    resuming = checkpointer.latest_step() is not None
+    if resuming:  # step 0 too: a workdir made by deeplab_jax.convert holds converted weights there
       state = checkpointer.restore_or_keep(init_state(config, mesh, init_rng))
+    else:
+      state = initial_state(config, mesh, init_rng, log)
     start = int(state.step)
-    log(f'Resuming from the checkpoint at step {start}' if start else
-        f'Training {config.model.backbone} from scratch on {jax.device_count()} device(s)')
+    if resuming:
+      log(f'Resuming from the checkpoint at step {start}')
+    else:
+      origin = f'from {config.train.init_checkpoint}' if config.train.init_checkpoint else 'from scratch'
+      log(f'Training {config.model.backbone} {origin} on {jax.device_count()} device(s)')
     writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
 
     def run_eval(state):
