@@ -5,7 +5,7 @@
   python -m deeplab_jax.benchmark_torch --modes=train,inference --batch=16 --size=513 \\
       --dtype=bfloat16 --steps=20 --warmup=3                                              # GPU
 
-Ours is configs/base.py with the overrides that make it torchvision's model (tests/models/test_peers.py
+Ours is configs/pretrained/torchvision_deeplabv3.py, torchvision's model (tests/models/test_peers.py
 checks the parameter counts agree): ResNet-101, output stride 8, torchvision dilation style, no
 multi-grid, 3x3 conv after ASPP, ASPP dropout 0.5, no aux head. torchvision runs channels_last; on CUDA
 under bf16 autocast when --dtype=bfloat16 (AMP), on CPU in float32. A train step on both sides is
@@ -28,13 +28,10 @@ _NUM_CLASSES = 21
 
 
 def torchvision_config(dtype: str) -> Any:
-  """configs/base.py turned into torchvision's deeplabv3_resnet101 (aux head off)."""
-  from configs import base
-  config = base.get_config()
-  model = config.model
-  model.backbone, model.output_stride, model.multi_grid = 'resnet101', 8, ()
-  model.resnet.dilation_style, model.dropout_rate, model.aspp_post_conv = 'torchvision', 0.5, True
-  model.aux_head, model.dtype = False, dtype
+  """configs/pretrained/torchvision_deeplabv3.py:resnet101 with the aux head off."""
+  from configs.pretrained import torchvision_deeplabv3
+  config = torchvision_deeplabv3.get_config('resnet101')
+  config.model.aux_head, config.model.dtype = False, dtype
   config.data.num_classes = _NUM_CLASSES
   return config
 

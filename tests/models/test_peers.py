@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from configs import base
+from configs.pretrained import smp_deeplabv3plus, torchvision_deeplabv3
 from deeplab_jax.models.deeplab import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -29,14 +29,8 @@ def torch_param_count(module) -> int:
 
 
 def torchvision_head_config(depth: int, aux: bool):
-  """The torchvision deeplabv3_resnet{50,101} variant: OS 8, no multi-grid, 3x3 conv after ASPP."""
-  model = base.get_config().model
-  model.backbone = f'resnet{depth}'
-  model.output_stride = 8
-  model.multi_grid = ()
-  model.resnet.dilation_style = 'torchvision'
-  model.dropout_rate = 0.5
-  model.aspp_post_conv = True
+  """configs/pretrained/torchvision_deeplabv3.py (OS 8, no multi-grid, 3x3 after ASPP), aux on/off."""
+  model = torchvision_deeplabv3.get_config(f'resnet{depth}').model
   model.aux_head = aux
   return model
 
@@ -58,19 +52,8 @@ def test_torchvision_aux_head_changes_the_count():
 
 
 def smp_config():
-  """segmentation_models_pytorch 0.6 DeepLabV3Plus(resnet101) as built by its source: separable ASPP
-  branches with no BN between depthwise and pointwise, a separable 3x3 after the projection, one
-  separable decoder conv, 7x7 stem."""
-  model = base.get_config().model
-  model.backbone = 'resnet101'
-  model.aspp_separable = True
-  model.separable_depthwise_bn = False
-  model.aspp_post_conv = True
-  model.decoder = True
-  model.decoder_convs = 1
-  model.decoder_separable = True
-  model.dropout_rate = 0.5
-  return model
+  """configs/pretrained/smp_deeplabv3plus.py: smp 0.6 DeepLabV3Plus(resnet101) as its source has it."""
+  return smp_deeplabv3plus.get_config('resnet101').model
 
 
 def test_smp_deeplabv3plus_resnet101_param_count():
