@@ -88,7 +88,8 @@ def jit_eval_step(mesh: Mesh, model, setting: inference.Setting, num_classes: in
                            ignore_label=ignore_label, refine=refine)
   # Predictions come back replicated: only the first batch's are read, and uint8 is cheap to gather.
   return jax.jit(step, in_shardings=(steps.replicated(mesh), steps.batch_sharding(mesh)),
-                 out_shardings=(steps.replicated(mesh), steps.replicated(mesh)))
+                 out_shardings=(steps.replicated(mesh), steps.replicated(mesh)),
+                 compiler_options=crf.compiler_options() if refine is not None else None)
 
 
 def evaluate(variables: dict, split: Split, config: ml_collections.ConfigDict, mesh: Mesh,

@@ -140,5 +140,6 @@ def make_probs_fn(model, variables: dict, setting: inference.Setting, *,
       return probs
     return inference.crf_probabilities(probs, x, ~inference.is_padding(x), mean, std, crf_params)
 
-  run = jax.jit(probabilities)
+  run = jax.jit(probabilities,
+                compiler_options=crf.compiler_options() if crf_params is not None else None)
   return lambda images: run(variables, images)

@@ -31,6 +31,15 @@ from jax import lax
 # pydensecrf.utils.unary_from_softmax clips probabilities to [1e-5, 1] before -log.
 _PROB_CLIP = 1e-5
 METHODS = ('permutohedral', 'exact')
+# XLA:CPU's YNNPACK library fusions (on by default in jaxlib 0.10) take the mean-field update (slices,
+# energy, softmax) into one library call that ran at ~1.6x the whole CRF's time of XLA's own loop
+# fusions on the 2-core benchmark machine; model forward passes did not get slower without them.
+_CPU_COMPILER_OPTIONS = {'xla_cpu_experimental_ynn_fusion_type': ''}
+
+
+def compiler_options() -> dict:
+  """`jax.jit(..., compiler_options=...)` for programs that run the CRF, on the default backend."""
+  return dict(_CPU_COMPILER_OPTIONS) if jax.default_backend() == 'cpu' else {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -381,6 +390,12 @@ def lattice_filter(lattice: Lattice, values: jax.Array) -> jax.Array:
   gather = lambda index: jnp.take(grid, index, axis=0, mode='clip')
   for j in range(dp1):
     grid = grid + 0.5 * (gather(lattice.blur_prev[j]) + gather(lattice.blur_next[j]))
+    # The empty slot is already 0 here (its neighbours are itself); re-zeroing it is an in-place
+    # dynamic-update-slice, which XLA does not fuse into the gathers that read the grid. Without
+    # it XLA:CPU fuses each blur step into the next step's or the slice's gathers and recomputes
+    # it per gathered row (3x the reads; the mean-field step ran 1.6x slower). lax.
+    # optimization_barrier does not stop that: XLA:CPU removes barriers before fusion.
+    grid = grid.at[-1].set(0.)
   out = sum(lattice.weight[r][:, None] * gather(lattice.vertex[r]) for r in range(dp1))
   # densecrf's "magic" slice scale; it cancels in the symmetric normalisation anyway.
   return out / (1. + 2. ** -(dp1 - 1))
@@ -511,7 +526,8 @@ def dense_crf_single(logits: jax.Array, image: jax.Array, params: CRFParams,
 
 def dense_crf(logits: jax.Array, images: jax.Array, params: CRFParams = CRFParams(),
               valid: jax.Array | None = None) -> jax.Array:
-  """Fully connected CRF on a batch; jit with params static (`jax.jit(..., static_argnums=2)`).
+  """Fully connected CRF on a batch; jit with params static and `compiler_options()`:
+  `jax.jit(dense_crf, static_argnums=2, compiler_options=compiler_options())`.
 
   Images run one after another (lax.map): each picks its own lattice capacity through lax.switch,
   which vmap would turn into computing every branch.

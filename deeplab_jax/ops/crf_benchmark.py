@@ -93,7 +93,7 @@ def benchmark_speed(params: crf.CRFParams) -> None:
   logits, image = make_scene(_SIZE.value, _CLASSES.value, _COLOUR_NOISE.value, _SEED.value)
   args = (jnp.asarray(logits)[None], jnp.asarray(image)[None])
   start = time.perf_counter()
-  compiled = jax.jit(crf.dense_crf, static_argnums=2).lower(*args, params).compile()
+  compiled = jax.jit(crf.dense_crf, static_argnums=2, compiler_options=crf.compiler_options()).lower(*args, params).compile()
   compile_s = time.perf_counter() - start
   run_jax = lambda: np.asarray(compiled(*args))[0]
   ours = run_jax()  # warm-up
@@ -124,7 +124,7 @@ def check_exact(params: crf.CRFParams) -> None:
   """Permutohedral vs exact kernels on a smaller scene; prints agreement."""
   logits, image = make_scene(_EXACT_SIZE.value, _CLASSES.value, _COLOUR_NOISE.value, _SEED.value)
   args = (jnp.asarray(logits)[None], jnp.asarray(image)[None])
-  run = jax.jit(crf.dense_crf, static_argnums=2)
+  run = jax.jit(crf.dense_crf, static_argnums=2, compiler_options=crf.compiler_options())
   fast = np.asarray(run(*args, params))[0]
   exact = np.asarray(run(*args, crf.CRFParams(**{**params.__dict__, 'method': 'exact'})))[0]
   print(f'permutohedral vs exact at {_EXACT_SIZE.value}x{_EXACT_SIZE.value}: '
@@ -150,7 +150,7 @@ def profile_stages(params: crf.CRFParams) -> None:
       'softmax [N, C] (per iteration)': (lambda v: jax.nn.softmax(v, -1), values),
   }
   for name, (fn, *args) in stages.items():
-    fn = jax.jit(fn)
+    fn = jax.jit(fn, compiler_options=crf.compiler_options())
     jax.block_until_ready(fn(*args))
     seconds = _median_seconds(lambda: jax.block_until_ready(fn(*args)), _REPEATS.value)
     print(f'  {name}: {1000 * seconds:.1f} ms')
