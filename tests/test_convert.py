@@ -99,6 +99,11 @@ def test_torchvision_deeplabv3_logits_match(depth, sizes):
 def test_torchvision_deeplabv3_mobilenet_v3_large_logits_match():
   peer = randomise(segmentation.deeplabv3_mobilenet_v3_large(
       weights=None, weights_backbone=None, num_classes=21, aux_loss=True), 13)
+  # Random biases dominate this small model's logits (spatial spread ~0.006 against ~0.3): without
+  # them the logits are all features, so the relative tolerance tests the backbone and heads.
+  with torch.no_grad():
+    peer.classifier[-1].bias.zero_()
+    peer.aux_classifier[-1].bias.zero_()
   config = torchvision_deeplabv3.get_config('mobilenet_v3_large')
   for size in [(513, 513), (321, 257)]:
     errors = logits_errors(peer, config, 'torchvision_deeplabv3', size, aux_key='aux')
