@@ -49,7 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
   synthetic.seed = 0  # the same seed always writes the same files
 
   config.model = model = ml_collections.ConfigDict()
-  model.backbone = 'resnet101'  # resnet50 | resnet101 | xception65 | mobilenetv2 | vgg16
+  model.backbone = 'resnet101'  # resnet50 | resnet101 | xception65 | mobilenetv2 | mobilenetv3_large | vgg16
   model.output_stride = 16  # training output stride: 8, 16 or 32
   model.eval_output_stride = 0  # output stride at evaluation; 0 = the training one
   model.multi_grid = (1, 2, 4)  # rate multipliers of the last stage's units; () for none
@@ -61,7 +61,7 @@ def get_config() -> ml_collections.ConfigDict:
   model.xception = xception = ml_collections.ConfigDict()
   xception.middle_units = 16  # middle-flow units (16 in Xception-65; fewer only for quick tests)
   model.mobilenet = mobilenet = ml_collections.ConfigDict()
-  mobilenet.width_multiplier = 1.0  # MobileNetV2 channel multiplier (DeepLabv3+ uses 1.0; 0.5 also common)
+  mobilenet.width_multiplier = 1.0  # MobileNetV2/V3 channel multiplier (DeepLabv3+ uses 1.0; 0.5 also common)
   model.head = 'aspp'  # 'aspp' (v3, v3+) | 'largefov' (v1: one fc6-fc7 branch) | 'aspp_l' (v2: summed)
   model.aspp_rates = (6, 12, 18)  # 3x3 branch rates at output stride 16; rescaled for other strides
   model.aspp_features = 256  # channels of each ASPP branch and of the projection
@@ -75,7 +75,7 @@ def get_config() -> ml_collections.ConfigDict:
   model.decoder_convs = 2  # 3x3 convs of aspp_features after the concat (smp uses 1)
   model.decoder_separable = False  # separable decoder convs (v3+ Xception: True)
   model.upsample_align_corners = False  # upsample as PyTorch's align_corners=True (smp); False: half-pixel
-  model.aux_head = False  # torchvision's auxiliary FCN head on ResNet stage 3 (loss: train.aux_loss_weight)
+  model.aux_head = False  # torchvision's aux FCN head, on ResNet stage 3 or MobileNetV3's stride-8 features
   model.aux_dropout_rate = 0.1  # dropout inside the auxiliary head
   model.largefov_rate = 12  # v1 LargeFOV fc6 rate, at output stride 8
   model.asppl_rates = (6, 12, 18, 24)  # v2 ASPP-L branch rates, at output stride 8

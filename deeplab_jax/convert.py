@@ -4,9 +4,12 @@
       --config=configs/pretrained/torchvision_deeplabv3.py:resnet101 --workdir=W [--allow_partial]
 
 Kinds (the PyTorch model the state_dict comes from):
-  torchvision_deeplabv3: torchvision deeplabv3_resnet50 / deeplabv3_resnet101 (aux head optional).
+  torchvision_deeplabv3: torchvision deeplabv3_resnet50 / deeplabv3_resnet101 /
+    deeplabv3_mobilenet_v3_large (aux head optional); the config's model.backbone says which.
   torchvision_resnet: torchvision ImageNet resnet50 / resnet101, as the backbone of any ResNet config
     (the classifier `fc` is ignored; the head stays at its initialisation).
+  torchvision_mobilenet_v3: torchvision ImageNet mobilenet_v3_large, as the backbone of any
+    mobilenetv3_large config (the `classifier` is ignored; the head stays at its initialisation).
   smp_deeplabv3plus: segmentation_models_pytorch DeepLabV3Plus with a ResNet encoder.
 
 Nothing is downloaded: the file is read with `torch.load(map_location='cpu', weights_only=True)` or
@@ -41,10 +44,19 @@ import numpy as np  # noqa: E402
 from deeplab_jax import cli  # noqa: E402
 from deeplab_jax.errors import UserError  # noqa: E402
 
-KINDS = ('torchvision_deeplabv3', 'torchvision_resnet', 'smp_deeplabv3plus')
+KINDS = ('torchvision_deeplabv3', 'torchvision_resnet', 'torchvision_mobilenet_v3', 'smp_deeplabv3plus')
+RESNETS = ('resnet50', 'resnet101')
+# The backbones (model.backbone) each kind's checkpoints hold.
+KIND_BACKBONES = {'torchvision_deeplabv3': RESNETS + ('mobilenetv3_large',),
+                  'torchvision_resnet': RESNETS, 'torchvision_mobilenet_v3': ('mobilenetv3_large',),
+                  'smp_deeplabv3plus': RESNETS}
+# Kinds holding a backbone alone: the rest of the model stays at its initialisation.
+BACKBONE_ONLY = ('torchvision_resnet', 'torchvision_mobilenet_v3')
 # PyTorch keys that hold no weights deeplab_jax has: BN step counters, an ImageNet classifier.
 IGNORED_SUFFIXES = ('num_batches_tracked',)
-IGNORED_KEYS = {'torchvision_resnet': ('fc.weight', 'fc.bias')}
+IGNORED_KEYS = {'torchvision_resnet': ('fc.weight', 'fc.bias'),
+                'torchvision_mobilenet_v3': ('classifier.0.weight', 'classifier.0.bias',
+                                             'classifier.3.weight', 'classifier.3.bias')}
 # An entry says: the deeplab_jax module at this '/'-joined path takes the PyTorch module at this
 # '.'-joined prefix, as a 'conv' (kernel), 'conv_bias' (kernel + bias) or 'bn' (BatchNorm).
 Entry = tuple[str, str, str]
@@ -78,6 +90,40 @@ def resnet_entries(blocks: tuple[int, ...], jax_path: str, torch_prefix: str) ->
   return entries
 
 
+def mobilenet_v3_entries(width_multiplier: float, jax_path: str, torch_prefix: str) -> list[Entry]:
+  """torchvision's MobileNetV3 `features` (0: stem, 1-15: units' `block`, 16: last conv) onto
+  models.mobilenet_v3.MobileNetV3Large. A unit's block is [expand,] depthwise, [SE,] project: conv +
+  BN each, SE two biased convs (fc1, fc2); the layers present decide the indices."""
+  from deeplab_jax.models import mobilenet_v3
+  p = torch_prefix
+  entries = [(f'{jax_path}/stem', f'{p}0.0', 'conv'), (f'{jax_path}/stem_bn', f'{p}0.1', 'bn')]
+  channels = mobilenet_v3.unit_channels(width_multiplier)
+  for n, (table, (inputs, expanded, _)) in enumerate(zip(mobilenet_v3.MOBILENETV3_LARGE_UNITS,
+                                                        channels), 1):
+    unit, block = f'{jax_path}/unit{n}', f'{p}{n}.block'
+    layers = (['expand'] if expanded != inputs else []) + ['depthwise'] + (
+        ['squeeze_excite'] if table[3] else []) + ['project']
+    for j, layer in enumerate(layers):
+      if layer == 'squeeze_excite':
+        entries += [(f'{unit}/squeeze_excite/reduce', f'{block}.{j}.fc1', 'conv_bias'),
+                    (f'{unit}/squeeze_excite/expand', f'{block}.{j}.fc2', 'conv_bias')]
+      else:
+        entries += [(f'{unit}/{layer}', f'{block}.{j}.0', 'conv'),
+                    (f'{unit}/{layer}_bn', f'{block}.{j}.1', 'bn')]
+  last = len(channels) + 1
+  return entries + [(f'{jax_path}/last_conv', f'{p}{last}.0', 'conv'),
+                    (f'{jax_path}/last_bn', f'{p}{last}.1', 'bn')]
+
+
+def backbone_entries(model_cfg, jax_path: str, torch_prefix: str) -> list[Entry]:
+  """The torchvision backbone of model_cfg.backbone (ResNet or MobileNetV3) at torch_prefix."""
+  if model_cfg.backbone == 'mobilenetv3_large':
+    return mobilenet_v3_entries(model_cfg.mobilenet.width_multiplier, jax_path, torch_prefix)
+  from deeplab_jax.models import resnet
+  blocks = tuple(model_cfg.resnet.blocks) or resnet.STAGE_BLOCKS[int(model_cfg.backbone[6:])]
+  return resnet_entries(blocks, jax_path, torch_prefix)
+
+
 def aspp_entries(jax_path: str, torch_aspp: str, separable: bool) -> list[Entry]:
   """torchvision's / smp's ASPP (convs.0-3, convs.4 = pooling, project) onto models.aspp.ASPP."""
   entries = conv_bn(f'{jax_path}/branch0', f'{torch_aspp}.convs.0.0', f'{torch_aspp}.convs.0.1')
@@ -90,9 +136,9 @@ def aspp_entries(jax_path: str, torch_aspp: str, separable: bool) -> list[Entry]
   return entries + conv_bn(f'{jax_path}/project', f'{torch_aspp}.project.0', f'{torch_aspp}.project.1')
 
 
-def torchvision_deeplabv3_entries(blocks: tuple[int, ...]) -> list[Entry]:
+def torchvision_deeplabv3_entries(model_cfg) -> list[Entry]:
   """torchvision's DeepLabV3 (backbone, classifier = DeepLabHead, aux_classifier = FCNHead)."""
-  return (resnet_entries(blocks, 'backbone', 'backbone.') +
+  return (backbone_entries(model_cfg, 'backbone', 'backbone.') +
           aspp_entries('head/aspp', 'classifier.0', separable=False) +
           conv_bn('head/post_conv', 'classifier.1', 'classifier.2') +
           [('head/logits', 'classifier.4', 'conv_bias')] +
@@ -100,9 +146,9 @@ def torchvision_deeplabv3_entries(blocks: tuple[int, ...]) -> list[Entry]:
           [('aux_head/logits', 'aux_classifier.4', 'conv_bias')])
 
 
-def smp_deeplabv3plus_entries(blocks: tuple[int, ...]) -> list[Entry]:
+def smp_deeplabv3plus_entries(model_cfg) -> list[Entry]:
   """smp's DeepLabV3Plus (encoder, decoder.aspp = ASPP + separable conv, block1, block2, head)."""
-  return (resnet_entries(blocks, 'backbone', 'encoder.') +
+  return (backbone_entries(model_cfg, 'backbone', 'encoder.') +
           aspp_entries('head/aspp', 'decoder.aspp.0', separable=True) +
           separable_bn('head/post_conv', 'decoder.aspp.1', 'decoder.aspp.2') +
           conv_bn('head/low_level_project', 'decoder.block1.0', 'decoder.block1.1') +
@@ -110,17 +156,23 @@ def smp_deeplabv3plus_entries(blocks: tuple[int, ...]) -> list[Entry]:
           [('head/logits', 'segmentation_head.0', 'conv_bias')])
 
 
-def entries_for(kind: str, blocks: tuple[int, ...]) -> list[Entry]:
+def entries_for(kind: str, model_cfg) -> list[Entry]:
+  """The correspondences of a `kind` checkpoint with the model of model_cfg."""
+  if model_cfg.backbone not in KIND_BACKBONES[kind]:
+    raise UserError(f'--kind={kind} holds a {" or ".join(KIND_BACKBONES[kind])} backbone; the config\'s '
+                     f'model.backbone is {model_cfg.backbone!r}.')
   if kind == 'torchvision_deeplabv3':
-    return torchvision_deeplabv3_entries(blocks)
+    return torchvision_deeplabv3_entries(model_cfg)
   if kind == 'torchvision_resnet':
-    return resnet_entries(blocks, 'backbone', '')
-  return smp_deeplabv3plus_entries(blocks)
+    return backbone_entries(model_cfg, 'backbone', '')
+  if kind == 'torchvision_mobilenet_v3':
+    return backbone_entries(model_cfg, 'backbone', 'features.')
+  return smp_deeplabv3plus_entries(model_cfg)
 
 
 def expected_at_init(kind: str, path: str) -> bool:
   """Variables a kind never provides: the head and aux head of a backbone-only checkpoint."""
-  return kind == 'torchvision_resnet' and not path.startswith('backbone/')
+  return kind in BACKBONE_ONLY and not path.startswith('backbone/')
 
 
 # ----------------------------------------------------------------------------------------------
@@ -259,7 +311,7 @@ def check(conversion: Conversion, source: str, allow_partial: bool) -> None:
   if conversion.missing:
     lines.append(f'  {len(conversion.missing)} model variable(s) the checkpoint does not provide: ' +
                  ', '.join(conversion.missing))
-  lines.append('Check --kind and --config (backbone depth, aux_head, decoder), or pass '
+  lines.append('Check --kind and --config (backbone and its depth or width, aux_head, decoder), or pass '
                '--allow_partial to keep those variables at their initialisation.')
   raise UserError('\n'.join(lines))
 
@@ -279,12 +331,16 @@ def assemble(values: dict[str, np.ndarray], shapes: dict, init_variables) -> dic
 # Architecture checks the shapes cannot make
 # ----------------------------------------------------------------------------------------------
 
-# Config fields that change the function but no shape, with the value each peer computes with.
+# Config fields that change the function but no shape, with the value each peer computes with; a
+# (kind, backbone) entry takes precedence over the kind's.
 PEER_ARCHITECTURE = {
     'torchvision_deeplabv3': {'output_stride': 8, 'resnet.dilation_style': 'torchvision',
                               'multi_grid': (), 'resnet.stem': 'torchvision',
                               'upsample_align_corners': False},
+    ('torchvision_deeplabv3', 'mobilenetv3_large'): {'output_stride': 16, 'aspp_rates': (12, 24, 36),
+                                                     'upsample_align_corners': False},
     'torchvision_resnet': {'resnet.stem': 'torchvision'},
+    'torchvision_mobilenet_v3': {},
     'smp_deeplabv3plus': {'output_stride': 16, 'resnet.dilation_style': 'deeplab', 'multi_grid': (),
                           'resnet.stem': 'torchvision', 'upsample_align_corners': True,
                           'separable_depthwise_bn': False},
@@ -295,7 +351,8 @@ def architecture_notes(model_cfg, kind: str) -> list[str]:
   """Config fields that differ from the peer's architecture (the weights still load, the function
   differs: fine for fine-tuning, not for reproducing the peer's numbers)."""
   notes = []
-  for field, peer in PEER_ARCHITECTURE[kind].items():
+  peer_fields = PEER_ARCHITECTURE.get((kind, model_cfg.backbone), PEER_ARCHITECTURE[kind])
+  for field, peer in peer_fields.items():
     value = model_cfg
     for part in field.split('.'):
       value = value[part]
@@ -308,14 +365,6 @@ def architecture_notes(model_cfg, kind: str) -> list[str]:
 # ----------------------------------------------------------------------------------------------
 # Conversion of a file into a workdir
 # ----------------------------------------------------------------------------------------------
-
-def model_blocks(model_cfg) -> tuple[int, ...]:
-  if model_cfg.backbone not in ('resnet50', 'resnet101'):
-    raise UserError(f'Conversion needs a ResNet backbone (model.backbone resnet50 or resnet101), got '
-                    f'{model_cfg.backbone!r}.')
-  from deeplab_jax.models import resnet
-  return tuple(model_cfg.resnet.blocks) or resnet.STAGE_BLOCKS[int(model_cfg.backbone[6:])]
-
 
 def convert_variables(config, state_dict: dict[str, np.ndarray], kind: str, allow_partial: bool = False,
                       log=print, source: str = 'the state_dict') -> tuple[dict, Conversion]:
@@ -338,11 +387,11 @@ def convert_variables(config, state_dict: dict[str, np.ndarray], kind: str, allo
   from deeplab_jax.models.deeplab import build_model
   if kind not in KINDS:
     raise UserError(f'Unknown --kind {kind!r}; known: {", ".join(KINDS)}.')
-  blocks = model_blocks(config.model)
+  entries = entries_for(kind, config.model)
   model = build_model(config.model, config.data.num_classes, train=False)
   image = jnp.zeros((1, 33, 33, 3), jnp.float32)  # variable shapes do not depend on the image size
   shapes = jax.eval_shape(model.init, jax.random.key(0), image)
-  conversion = match(state_dict, shapes, kind, entries_for(kind, blocks))
+  conversion = match(state_dict, shapes, kind, entries)
   check(conversion, source, allow_partial)
   for note in architecture_notes(config.model, kind):
     log(f'note: {note}')

@@ -29,6 +29,7 @@ for peers in (os.path.join(ROOT, '..', 'shared', 'peers'), '/work/shared/peers')
 torch = pytest.importorskip('torch')
 pytest.importorskip('tv_shim')
 import tv_shim  # noqa: E402,F401  (makes torchvision importable in this environment)
+from torchvision.models import mobilenetv3 as tv_mobilenetv3  # noqa: E402
 from torchvision.models import resnet as tv_resnet, segmentation  # noqa: E402
 from torchvision.models._utils import IntermediateLayerGetter  # noqa: E402
 
@@ -95,6 +96,20 @@ def test_torchvision_deeplabv3_logits_match(depth, sizes):
     assert max(errors.values()) <= TOLERANCE, (size, errors)
 
 
+def test_torchvision_deeplabv3_mobilenet_v3_large_logits_match():
+  peer = randomise(segmentation.deeplabv3_mobilenet_v3_large(
+      weights=None, weights_backbone=None, num_classes=21, aux_loss=True), 13)
+  # Random biases dominate this small model's logits (spatial spread ~0.006 against ~0.3): without
+  # them the logits are all features, so the relative tolerance tests the backbone and heads.
+  with torch.no_grad():
+    peer.classifier[-1].bias.zero_()
+    peer.aux_classifier[-1].bias.zero_()
+  config = torchvision_deeplabv3.get_config('mobilenet_v3_large')
+  for size in [(513, 513), (321, 257)]:
+    errors = logits_errors(peer, config, 'torchvision_deeplabv3', size, aux_key='aux')
+    assert max(errors.values()) <= TOLERANCE, (size, errors)
+
+
 def test_smp_deeplabv3plus_logits_match():
   smp = pytest.importorskip('segmentation_models_pytorch')
   peer = randomise(smp.DeepLabV3Plus(encoder_name='resnet101', encoder_weights=None, classes=21), 7)
@@ -139,6 +154,42 @@ def test_torchvision_resnet_backbone_features_match(output_stride, dilation):
   for name in ('stage1', 'stage4'):
     assert ours[name].shape == tuple(theirs[name].permute(0, 2, 3, 1).shape)
     assert relative_error(ours[name], theirs[name]) <= TOLERANCE, name
+
+
+def test_torchvision_mobilenet_v3_backbone_features_match():
+  # torchvision's ImageNet model, classifier included (ignored); features 3, 4 and 16 are the stride-4
+  # low-level, torchvision DeepLabV3's aux and its final 960-channel features. dilated=True (output
+  # stride 16) and False (32) share their weights, so one conversion serves both.
+  dilated = randomise(tv_mobilenetv3.mobilenet_v3_large(dilated=True), 17)
+  plain = tv_mobilenetv3.mobilenet_v3_large(dilated=False).eval()
+  plain.load_state_dict(dilated.state_dict())
+  config = torchvision_deeplabv3.get_config('mobilenet_v3_large')
+  config.model.aux_head, config.model.aspp_features = False, 8  # heads left at init: less to compile
+  variables, conversion = convert.convert_variables(config, numpy_state(dilated),
+                                                    'torchvision_mobilenet_v3', log=lambda _: None)
+  assert not conversion.unmatched and not conversion.missing  # classifier ignored, heads left at init
+  torch.manual_seed(5)
+  image = torch.randn(1, 3, 97, 129)
+  for output_stride, peer in ((16, dilated), (32, plain)):
+    getter = IntermediateLayerGetter(peer.features, {'3': 'low_level', '4': 'aux', '16': 'out'})
+    with torch.no_grad():
+      theirs = getter(image)
+    backbone = build_backbone(config.model, layers.make_norm(False, 0.9997, 1e-5), output_stride,
+                              jnp.float32)
+    ours = jax.jit(backbone.apply)({'params': variables['params']['backbone'],
+                                    'batch_stats': variables['batch_stats']['backbone']}, nhwc(image))
+    for name in ('low_level', 'aux', 'out'):
+      assert ours[name].shape == tuple(theirs[name].permute(0, 2, 3, 1).shape), (output_stride, name)
+      error = relative_error(ours[name], theirs[name])
+      print(f'mobilenet_v3_large OS {output_stride} {name}: {error:.2e}')
+      assert error <= TOLERANCE, (output_stride, name, error)
+
+
+@pytest.mark.parametrize('kind,arg', [('torchvision_resnet', 'mobilenet_v3_large'),
+                                      ('torchvision_mobilenet_v3', 'resnet50')])
+def test_kind_and_backbone_must_agree(kind, arg):
+  with pytest.raises(UserError, match='model.backbone'):
+    convert.convert_variables(torchvision_deeplabv3.get_config(arg), {}, kind)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,25 +1,37 @@
-"""torchvision's deeplabv3_resnet50 / deeplabv3_resnet101, for weights converted by deeplab_jax.convert.
+"""torchvision's deeplabv3_resnet50 / _resnet101 / _mobilenet_v3_large, for weights converted by
+deeplab_jax.convert.
 
-  --config=configs/pretrained/torchvision_deeplabv3.py:resnet101   (or :resnet50)
+  --config=configs/pretrained/torchvision_deeplabv3.py:resnet101   (or :resnet50, :mobilenet_v3_large)
 
-The same function as torchvision's model: output stride 8, no multi-grid, the first unit of each
-dilated stage at the previous stage's rate, a 3x3 conv after the ASPP projection, dropout 0.5, and the
+The same function as torchvision's model: a 3x3 conv after the ASPP projection, dropout 0.5, and the
 auxiliary FCN head the published COCO_WITH_VOC_LABELS weights carry (--config.model.aux_head=False for
-a checkpoint without one). Data: PASCAL VOC 2012 (21 classes), ImageNet normalisation, as torchvision.
+a checkpoint without one). ResNets: output stride 8, no multi-grid, the first unit of each dilated
+stage at the previous stage's rate. MobileNetV3-Large: output stride 16 (the last stage at rate 2),
+ASPP rates 12/24/36 at that stride (torchvision's DeepLabHead default), the aux head on the 40-channel
+stride-8 features. Data: PASCAL VOC 2012 (21 classes), ImageNet normalisation, as torchvision.
 """
 from configs import base
 
+ARGS = ('resnet50', 'resnet101', 'mobilenet_v3_large')
+
 
 def get_config(arg: str = 'resnet101'):
-  if arg not in ('resnet50', 'resnet101'):
-    raise ValueError(f"torchvision_deeplabv3 takes ':resnet50' or ':resnet101', got {arg!r}")
+  if arg not in ARGS:
+    raise ValueError(f"torchvision_deeplabv3 takes one of {', '.join(':' + a for a in ARGS)}, got "
+                     f"{arg!r}")
   config = base.get_config()
   model = config.model
-  model.backbone = arg
-  model.output_stride = 8
   model.multi_grid = ()
-  model.resnet.dilation_style = 'torchvision'
   model.aspp_post_conv = True
   model.dropout_rate = 0.5
   model.aux_head = True
+  if arg == 'mobilenet_v3_large':
+    model.backbone = 'mobilenetv3_large'
+    model.output_stride = 16
+    model.aspp_rates = (12, 24, 36)  # given at output stride 16, so used as they are
+    model.mobilenet.width_multiplier = 1.0
+  else:
+    model.backbone = arg
+    model.output_stride = 8
+    model.resnet.dilation_style = 'torchvision'
   return config

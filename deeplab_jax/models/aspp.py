@@ -141,7 +141,8 @@ class DeepLabV3PlusHead(DeepLabV3Head):
 class FCNHead(nn.Module):
   """torchvision's auxiliary FCNHead: 3x3 conv (C/4) -> BN -> ReLU -> dropout -> 1x1 classifier.
 
-  Sits on ResNet stage 3 (1024 channels -> 256). Returns logits [B, h, w, num_classes].
+  Sits on ResNet stage 3 (1024 channels -> 256) or MobileNetV3-Large's stride-8 features (40 -> 10).
+  Returns logits [B, h, w, num_classes].
   """
   num_classes: int
   norm: ModuleDef

@@ -2,7 +2,8 @@
 
 Every version of the family is one of these assemblies:
   v1 LargeFOV: vgg16 + 'largefov' head;  v2: resnet101 or vgg16 + 'aspp_l' head + msc_scales;
-  v3: resnet + 'aspp' head;  v3+: resnet101, xception65 or mobilenetv2 + 'aspp' head + decoder.
+  v3: resnet or mobilenetv3_large + 'aspp' head;  v3+: resnet101, xception65 or mobilenetv2 + 'aspp'
+  head + decoder.
 """
 from typing import Any, Sequence
 
@@ -12,7 +13,8 @@ import jax.numpy as jnp
 import ml_collections
 
 from deeplab_jax.errors import UserError
-from deeplab_jax.models import aspp, largefov, layers, mobilenet, resnet, vgg, xception
+from deeplab_jax.models import (aspp, largefov, layers, mobilenet, mobilenet_v3, resnet, vgg,
+                                xception)
 
 # Feature names each backbone returns: (final features, stride-4 low-level features, aux-head input).
 FEATURE_KEYS = {
@@ -21,6 +23,7 @@ FEATURE_KEYS = {
     'vgg16': ('pool5', 'conv3', None),
     'xception65': ('exit', 'low_level', None),
     'mobilenetv2': ('out', 'low_level', None),
+    'mobilenetv3_large': ('out', 'low_level', 'aux'),  # aux: torchvision's, the stride-8 40-ch unit
 }
 # The output stride at which each head's atrous rates are given (the stride its paper trained at).
 RATES_REFERENCE_STRIDE = {'aspp': 16, 'largefov': 8, 'aspp_l': 8}
@@ -41,7 +44,8 @@ class DeepLab(nn.Module):
   Attributes:
     backbone: returns a dict of features; `feature_keys` names (final, low-level, aux) among them.
     head: (final [B, h, w, C], low-level [B, H/4, W/4, C']) -> logits at its own stride.
-    aux_head: optional classifier on the aux features (torchvision's FCNHead on ResNet stage 3).
+    aux_head: optional classifier on the aux features (torchvision's FCNHead on ResNet stage 3 or on
+      MobileNetV3-Large's first 40-channel unit).
     msc_scales: DeepLab v2's multi-scale inputs, e.g. (1.0, 0.75, 0.5): the same weights at each scale,
       logits max-fused. Empty for a single scale.
   """
@@ -138,6 +142,9 @@ def build_backbone(cfg: ml_collections.ConfigDict, norm: layers.ModuleDef, outpu
   if cfg.backbone == 'mobilenetv2':
     return mobilenet.MobileNetV2(norm, output_stride, cfg.mobilenet.width_multiplier, dtype, impl,
                                  remat)
+  if cfg.backbone == 'mobilenetv3_large':
+    return mobilenet_v3.MobileNetV3Large(norm, output_stride, cfg.mobilenet.width_multiplier, dtype,
+                                         impl, remat)
   return vgg.VGG16(output_stride, dtype, impl)
 
 
@@ -184,8 +191,9 @@ def build_model(model_cfg: ml_collections.ConfigDict, num_classes: int, train: b
   aux_head = None
   if model_cfg.aux_head:
     if keys[2] is None:
-      raise UserError(f'model.aux_head sits on ResNet stage 3; backbone {model_cfg.backbone!r} has no '
-                      'such stage. Set model.aux_head=False or use resnet50/resnet101.')
+      raise UserError(f'model.aux_head sits on ResNet stage 3 or on MobileNetV3-Large\'s stride-8 '
+                      f'features; backbone {model_cfg.backbone!r} has neither. Set '
+                      'model.aux_head=False or use resnet50, resnet101 or mobilenetv3_large.')
     aux_head = aspp.FCNHead(num_classes, norm, model_cfg.aux_dropout_rate, train, dtype)
   if any(not 0 < s <= 4 for s in model_cfg.msc_scales):
     raise UserError(f'model.msc_scales must be in (0, 4], got {tuple(model_cfg.msc_scales)}.')

@@ -38,7 +38,8 @@ def dilated_conv_rates(model_cfg, size=33):
   return [r for r in rates if r != ('1', '1')]
 
 
-@pytest.mark.parametrize('backbone', ['resnet101', 'xception65', 'mobilenetv2', 'vgg16'])
+@pytest.mark.parametrize('backbone', ['resnet101', 'xception65', 'mobilenetv2', 'mobilenetv3_large',
+                                      'vgg16'])
 def test_space_to_batch_reaches_every_atrous_conv(backbone):
   assert dilated_conv_rates(tiny_model_config(backbone, 'dilation'))  # the model has atrous convs
   assert not dilated_conv_rates(tiny_model_config(backbone, 'space_to_batch'))

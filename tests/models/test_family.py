@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from deeplab_jax.errors import UserError
-from deeplab_jax.models import layers, mobilenet, vgg, xception
+from deeplab_jax.models import layers, mobilenet, mobilenet_v3, vgg, xception
 from deeplab_jax.models.deeplab import build_model, scaled_size
 from tests.conftest import tiny_config
 
@@ -32,9 +32,22 @@ def test_backbone_strides(output_stride):
   _, out = shapes(mobilenet.MobileNetV2(NORM, output_stride, 0.5), 129)
   assert out['low_level'].shape == (1, 33, 33, 16)  # 24 * 0.5 rounded to a multiple of 8
   assert out['out'].shape == (1, ceil_div(129, output_stride), ceil_div(129, output_stride), 160)
+  _, out = shapes(mobilenet_v3.MobileNetV3Large(NORM, output_stride, 0.5), 129)
+  assert out['low_level'].shape == (1, 33, 33, 16)  # 24 * 0.5 rounded to a multiple of 8
+  assert out['aux'].shape == (1, 17, 17, 24)  # the 40-channel unit, at stride 8 whatever the OS
+  assert out['out'].shape == (1, ceil_div(129, output_stride), ceil_div(129, output_stride), 480)
   _, out = shapes(vgg.VGG16(output_stride), 129)
   assert out['conv3'].shape == (1, 33, 33, 256)
   assert out['pool5'].shape == (1, ceil_div(129, output_stride), ceil_div(129, output_stride), 512)
+
+
+def test_mobilenet_v3_dilation_plan_is_torchvisions():
+  # Output stride 16: torchvision's dilated=True, the whole last stage (first unit too) at rate 2,
+  # stride 1. Output stride 8 also dilates the 80/112-channel stage, at rate 2, and the last at 4.
+  plan = mobilenet_v3.unit_strides_and_rates(16)
+  assert plan[12:] == [(1, 2)] * 3 and [s for s, _ in plan[:12]] == [1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1]
+  assert mobilenet_v3.unit_strides_and_rates(8)[6:] == [(1, 2)] * 6 + [(1, 4)] * 3
+  assert all(rate == 1 for _, rate in mobilenet_v3.unit_strides_and_rates(32))
 
 
 def test_largefov_dilation_plan_is_v1s():

@@ -45,6 +45,17 @@ def test_torchvision_deeplabv3_param_count(depth, aux):
   assert jax_param_count(torchvision_head_config(depth, aux)) == torch_param_count(peer)
 
 
+@pytest.mark.parametrize('aux', [False, True])
+def test_torchvision_deeplabv3_mobilenet_v3_large_param_count(aux):
+  import tv_shim  # noqa: F401
+  from torchvision.models import segmentation
+  peer = segmentation.deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21,
+                                                   aux_loss=aux)
+  model = torchvision_deeplabv3.get_config('mobilenet_v3_large').model
+  model.aux_head = aux
+  assert jax_param_count(model) == torch_param_count(peer)
+
+
 def test_torchvision_aux_head_changes_the_count():
   # The aux head is 1024*256*9 + 2*256 + 256*21 + 21 parameters: the equality above covers it.
   assert (jax_param_count(torchvision_head_config(50, True)) -
@@ -73,6 +84,21 @@ def test_mobilenetv2_param_count_matches_torchvision_features(width):
   ours = sum(x.size for x in jax.tree.leaves(variables['params']))
   peer = torchvision.models.mobilenet_v2(width_mult=width)
   assert ours == torch_param_count(peer.features[:-1])
+
+
+@pytest.mark.parametrize('width', [1.0, 0.75])
+def test_mobilenetv3_large_param_count_matches_torchvision_features(width):
+  # torchvision's features: stem, 15 units, the 1x1 conv to 960 (2,971,952 parameters at width 1).
+  import tv_shim  # noqa: F401
+  import torchvision
+  from deeplab_jax.models import layers, mobilenet_v3
+  module = mobilenet_v3.MobileNetV3Large(layers.make_norm(False, 0.9997, 1e-5), 16, width)
+  variables = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 65, 65, 3)))
+  ours = sum(x.size for x in jax.tree.leaves(variables['params']))
+  peer = torchvision.models.mobilenet_v3_large(width_mult=width, dilated=True)
+  assert ours == torch_param_count(peer.features)
+  if width == 1.0:
+    assert ours == 2_971_952
 
 
 def test_xception65_param_count_matches_timm():

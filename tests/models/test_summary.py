@@ -70,3 +70,18 @@ def test_config_summary_table():
   assert 'head/aspp' in text and 'backbone/stage4_unit3' in text
   total = [line for line in text.splitlines() if line.startswith('total')][0].split()
   assert int(total[1].replace(',', '')) > 0 and float(total[2]) > 0
+
+
+@pytest.mark.parametrize('arg, torchvision_ops, torchvision_params', [
+    ('mobilenet_v3_large', 10.452, 11_029_328),
+    ('resnet50', 178.722, 42_004_074),
+])
+def test_torchvision_deeplabv3_counts_equal_torchvisions_published_ones(arg, torchvision_ops,
+                                                                        torchvision_params):
+  # torchvision's weights metadata ('_ops' in GFLOPS, counted as multiply-adds; 'num_params') at its
+  # 520x520 evaluation size, aux head included.
+  from configs.pretrained import torchvision_deeplabv3
+  config = torchvision_deeplabv3.get_config(arg)
+  result = summary.summarize(build_model(config.model, 21, train=False), 520)
+  assert result['params'] == torchvision_params
+  assert round(result['macs'] / 1e9, 3) == torchvision_ops

@@ -1,0 +1,176 @@
+"""MobileNetV3-Large backbone (Howard et al. 2019), layer for layer torchvision's `mobilenet_v3_large`.
+
+Inverted residuals with 3x3 or 5x5 depthwise convs, ReLU or hard-swish, and on some units a
+squeeze-and-excitation gate (hard-sigmoid); then the 1x1 conv to 6x the last unit's channels (960 at
+width 1) that torchvision's DeepLabV3 keeps as its final features. The backbone's BatchNorms use
+epsilon 1e-3, as torchvision's MobileNetV3 and the paper's TF code (the heads keep model.bn_epsilon).
+
+Output stride: once it is reached, a unit that would stride keeps stride 1 and its dilation, and that
+of every later unit, multiplies by the stride it dropped. At output stride 16 this is torchvision's
+`dilated=True` (the last stage, first unit included, at rate 2), as `deeplabv3_mobilenet_v3_large`
+uses it.
+"""
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from deeplab_jax.models.layers import ModuleDef, remat_unit
+from deeplab_jax.models.mobilenet import make_divisible
+from deeplab_jax.ops.atrous import AtrousConv, AtrousDepthwiseConv
+
+# (kernel, expanded channels, out channels, squeeze-excite, activation, stride) of the 15 units: the
+# paper's Table 1, as torchvision's `_mobilenet_v3_conf('mobilenet_v3_large')`.
+MOBILENETV3_LARGE_UNITS = (
+    (3, 16, 16, False, 'relu', 1),
+    (3, 64, 24, False, 'relu', 2), (3, 72, 24, False, 'relu', 1),
+    (5, 72, 40, True, 'relu', 2), (5, 120, 40, True, 'relu', 1), (5, 120, 40, True, 'relu', 1),
+    (3, 240, 80, False, 'hard_swish', 2), (3, 200, 80, False, 'hard_swish', 1),
+    (3, 184, 80, False, 'hard_swish', 1), (3, 184, 80, False, 'hard_swish', 1),
+    (3, 480, 112, True, 'hard_swish', 1), (3, 672, 112, True, 'hard_swish', 1),
+    (5, 672, 160, True, 'hard_swish', 2), (5, 960, 160, True, 'hard_swish', 1),
+    (5, 960, 160, True, 'hard_swish', 1),
+)
+STEM_CHANNELS = 16
+LAST_CONV_EXPANSION = 6  # the final 1x1 conv: 6 x the last unit's channels (960 = 6 x 160)
+BN_EPSILON = 1e-3  # torchvision's MobileNetV3 norm_layer: BatchNorm2d(eps=0.001, momentum=0.01)
+LOW_LEVEL_UNIT = 3  # the 24-channel stage ends at stride 4: a decoder's low-level features
+# torchvision's DeepLabV3 takes its aux features at the first (strided) 40-channel unit, stride 8,
+# not at the end of that stage: `stage_indices[-4]` in `_deeplabv3_mobilenetv3`.
+AUX_UNIT = 4
+ACTIVATIONS = {'relu': nn.relu, 'hard_swish': jax.nn.hard_swish}
+
+
+def unit_channels(width_multiplier: float = 1.0) -> list[tuple[int, int, int]]:
+  """(input, expanded, output) channels of every unit, each rounded to a multiple of 8 as torchvision.
+
+  >>> unit_channels()[:2]
+  [(16, 16, 16), (16, 64, 24)]
+  """
+  width = lambda c: make_divisible(c * width_multiplier)  # noqa: E731
+  channels, previous = [], width(STEM_CHANNELS)
+  for _, expanded, out, _, _, _ in MOBILENETV3_LARGE_UNITS:
+    channels.append((previous, width(expanded), width(out)))
+    previous = width(out)
+  return channels
+
+
+def unit_strides_and_rates(output_stride: int) -> list[tuple[int, int]]:
+  """(stride, depthwise rate) of every unit.
+
+  >>> unit_strides_and_rates(16)[11:]
+  [(1, 1), (1, 2), (1, 2), (1, 2)]
+  """
+  if output_stride not in (8, 16, 32):
+    raise ValueError(f'MobileNetV3 output_stride must be 8, 16 or 32, got {output_stride}')
+  current, rate, out = 2, 1, []
+  for *_, stride in MOBILENETV3_LARGE_UNITS:
+    if current * stride > output_stride:
+      rate *= stride
+      out.append((1, rate))
+    else:
+      current *= stride
+      out.append((stride, rate))
+  return out
+
+
+class SqueezeExcitation(nn.Module):
+  """Global average pool -> 1x1 conv (squeeze) -> ReLU -> 1x1 conv -> hard-sigmoid, scaling the input.
+
+  torchvision's SqueezeExcitation(scale_activation=Hardsigmoid); both convs have biases.
+  """
+  squeeze: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """x [B, H, W, C] -> [B, H, W, C]."""
+    scale = jnp.mean(x, axis=(1, 2), keepdims=True)
+    scale = nn.relu(AtrousConv(self.squeeze, 1, use_bias=True, dtype=self.dtype, name='reduce')(scale))
+    scale = AtrousConv(x.shape[-1], 1, use_bias=True, dtype=self.dtype, name='expand')(scale)
+    return x * jax.nn.hard_sigmoid(scale)
+
+
+class InvertedResidual(nn.Module):
+  """[1x1 expand -> BN -> act] -> k x k depthwise (stride, rate) -> BN -> act -> [SE] -> 1x1 project -> BN.
+
+  There is no expand conv when `expanded` equals the input channels (the first unit). `residual` is
+  False for units whose table stride is 2, so a unit made stride 1 by dilation still adds no shortcut,
+  as in torchvision.
+  """
+  features: int
+  expanded: int
+  kernel_size: int
+  squeeze_excite: bool
+  activation: str
+  norm: ModuleDef
+  stride: int = 1
+  rate: int = 1
+  residual: bool = True
+  dtype: Any = jnp.float32
+  atrous_impl: str = 'auto'  # see ops.atrous.AtrousDepthwiseConv.impl
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    act = ACTIVATIONS[self.activation]
+    y = x
+    if self.expanded != x.shape[-1]:
+      y = AtrousConv(self.expanded, 1, dtype=self.dtype, name='expand')(y)
+      y = act(self.norm(name='expand_bn')(y))
+    y = AtrousDepthwiseConv(self.kernel_size, self.rate, self.stride, dtype=self.dtype,
+                            impl=self.atrous_impl, name='depthwise')(y)
+    y = act(self.norm(name='depthwise_bn')(y))
+    if self.squeeze_excite:
+      y = SqueezeExcitation(make_divisible(self.expanded // 4), self.dtype, name='squeeze_excite')(y)
+    y = AtrousConv(self.features, 1, dtype=self.dtype, name='project')(y)
+    y = self.norm(name='project_bn')(y)
+    return x + y if self.residual and self.stride == 1 and x.shape[-1] == self.features else y
+
+
+class MobileNetV3Large(nn.Module):
+  """MobileNetV3-Large backbone.
+
+  Attributes:
+    norm: BatchNorm factory; its epsilon is replaced by `bn_epsilon`.
+    output_stride: 8, 16 or 32.
+    width_multiplier: scales every layer's channels (rounded to multiples of 8), as torchvision's
+      width_mult.
+    atrous_impl: 'auto', 'dilation' or 'space_to_batch' (see ops.atrous.AtrousDepthwiseConv.impl).
+    remat: rematerialise each inverted-residual unit in the backward pass (see layers.remat_unit).
+    bn_epsilon: the backbone's BatchNorm epsilon.
+
+  Returns:
+    {'low_level': [B, H/4, W/4, 24], 'aux': [B, H/8, W/8, 40] (torchvision's aux features),
+     'out': [B, H/os, W/os, 960]}, channels at width 1.
+  """
+  norm: ModuleDef
+  output_stride: int = 16
+  width_multiplier: float = 1.0
+  dtype: Any = jnp.float32
+  atrous_impl: str = 'auto'
+  remat: bool = False
+  bn_epsilon: float = BN_EPSILON
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
+    norm = functools.partial(self.norm, epsilon=self.bn_epsilon)
+    channels = unit_channels(self.width_multiplier)
+    x = AtrousConv(channels[0][0], 3, stride=2, dtype=self.dtype, name='stem')(x)
+    x = jax.nn.hard_swish(norm(name='stem_bn')(x))
+    features = {}
+    unit = remat_unit(InvertedResidual, self.remat)
+    plan = unit_strides_and_rates(self.output_stride)
+    for i, (table, (_, expanded, out), (stride, rate)) in enumerate(
+        zip(MOBILENETV3_LARGE_UNITS, channels, plan)):
+      kernel, _, _, squeeze_excite, activation, table_stride = table
+      x = unit(out, expanded, kernel, squeeze_excite, activation, norm, stride, rate, table_stride == 1,
+               self.dtype, self.atrous_impl, name=f'unit{i + 1}')(x)
+      if i + 1 == LOW_LEVEL_UNIT:
+        features['low_level'] = x
+      if i + 1 == AUX_UNIT:
+        features['aux'] = x
+    x = AtrousConv(LAST_CONV_EXPANSION * x.shape[-1], 1, dtype=self.dtype, name='last_conv')(x)
+    features['out'] = jax.nn.hard_swish(norm(name='last_bn')(x))
+    return features
