@@ -1,5 +1,7 @@
 """Test setup: 8 host CPU devices (set before JAX is imported) and small shared fixtures."""
+import json
 import os
+import subprocess
 import sys
 
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
@@ -32,3 +34,31 @@ def tiny_config(root: str = '/nonexistent'):
   config.train.batch_size = 8
   config.eval.batch_size = 8
   return config
+
+
+def run_main(*flags: str, timeout: int = 1200) -> subprocess.CompletedProcess:
+  """`python -m deeplab_jax.main FLAGS` in a subprocess on one CPU device, as a user runs it."""
+  env = dict(os.environ, PYTHONUNBUFFERED='1')
+  env.pop('XLA_FLAGS', None)
+  result = subprocess.run([sys.executable, '-m', 'deeplab_jax.main', *flags], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result
+
+
+def final_eval(workdir) -> dict:
+  """The eval JSON a run's last step wrote (WORKDIR/eval/val_step<num_steps>.json)."""
+  with open(os.path.join(workdir, 'config.json')) as f:
+    steps = json.load(f)['train']['num_steps']
+  with open(os.path.join(workdir, 'eval', f'val_step{steps}.json')) as f:
+    return json.load(f)
+
+
+@pytest.fixture(scope='session')
+def quickstart_run(tmp_path_factory):
+  """The README's quickstart, trained once per session: (workdir, data root, stdout)."""
+  base = tmp_path_factory.mktemp('quickstart')
+  workdir, data_root = str(base / 'run'), str(base / 'data')
+  result = run_main('--config=configs/quickstart.py', f'--workdir={workdir}',
+                    f'--config.data.root={data_root}')
+  return workdir, data_root, result.stdout

@@ -7,6 +7,7 @@ The scene is synthetic (coloured shapes plus Gaussian colour noise; logits from 
 label map), so the run needs no data. Compile time is reported apart from the steady-state median.
 Fast-vs-exact agreement is measured on a smaller crop (--exact_size), since the exact kernel is O(N²).
 """
+import dataclasses
 import os
 import statistics
 import time
@@ -26,7 +27,8 @@ _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed runs after warm-up; the med
 _COLOUR_NOISE = flags.DEFINE_float('colour_noise', 4., 'Std of the colour noise, 0..255 units.')
 _EXACT_SIZE = flags.DEFINE_integer('exact_size', 80, 'Side of the fast-vs-exact check; 0 skips it.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Scene seed.')
-_PROFILE = flags.DEFINE_bool('profile', False, 'Also time each stage of the JAX CRF apart.')
+_PROFILE = flags.DEFINE_bool('profile', False, 'Also split the JAX time into setup and iterations, '
+                             'and time each stage apart.')
 
 
 def make_scene(size: int, classes: int, colour_noise: float, seed: int):
@@ -131,8 +133,32 @@ def check_exact(params: crf.CRFParams) -> None:
         f'{_agreement(fast, exact)}')
 
 
+def profile_iterations(params: crf.CRFParams) -> None:
+  """Setup (lattices, normalisers, unary) and per-iteration time of the whole jitted CRF.
+
+  From runs with 1 and N iterations (with 0, XLA would drop the unused lattices).
+  """
+  logits, image = make_scene(_SIZE.value, _CLASSES.value, _COLOUR_NOISE.value, _SEED.value)
+  args = (jnp.asarray(logits)[None], jnp.asarray(image)[None])
+  counts = (1, max(params.iterations, 2))
+  runs = []
+  for count in counts:
+    compiled = jax.jit(crf.dense_crf, static_argnums=2, compiler_options=crf.compiler_options()
+                       ).lower(*args, dataclasses.replace(params, iterations=count)).compile()
+    runs.append(lambda compiled=compiled: jax.block_until_ready(compiled(*args)))
+    runs[-1]()
+  one, many = _interleaved_medians(runs, _REPEATS.value)
+  per_iteration = (many - one) / (counts[1] - counts[0])
+  print(f'  whole CRF: {1000 * one:.0f} ms with 1 iteration, {1000 * many:.0f} ms with {counts[1]} -> '
+        f'setup {1000 * (one - per_iteration):.0f} ms + {1000 * per_iteration:.1f} ms per iteration')
+
+
 def profile_stages(params: crf.CRFParams) -> None:
-  """Median time of each stage of the permutohedral CRF on the benchmark scene (jit, warm)."""
+  """Median time of each stage of the permutohedral CRF on the benchmark scene (jit, warm).
+
+  Each stage is its own program here, so its time includes first touches of its temporaries
+  (page faults) and misses fusions across stages; profile_iterations times the real program.
+  """
   logits, image = make_scene(_SIZE.value, _CLASSES.value, _COLOUR_NOISE.value, _SEED.value)
   feats = crf.bilateral_features(jnp.asarray(image), params.theta_alpha, params.theta_beta)
   points = jax.jit(crf.splat_points)(feats)
@@ -153,7 +179,7 @@ def profile_stages(params: crf.CRFParams) -> None:
     fn = jax.jit(fn, compiler_options=crf.compiler_options())
     jax.block_until_ready(fn(*args))
     seconds = _median_seconds(lambda: jax.block_until_ready(fn(*args)), _REPEATS.value)
-    print(f'  {name}: {1000 * seconds:.1f} ms')
+    print(f'    {name}: {1000 * seconds:.1f} ms')
 
 
 def main(argv):
@@ -161,6 +187,8 @@ def main(argv):
   params = crf.CRFParams(iterations=_ITERATIONS.value)
   benchmark_speed(params)
   if _PROFILE.value:
+    profile_iterations(params)
+    print('  stages, each jitted alone:')
     profile_stages(params)
   if _EXACT_SIZE.value:
     check_exact(params)
