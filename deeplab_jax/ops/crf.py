@@ -154,7 +154,7 @@ class LatticePoints(NamedTuple):
   Attributes:
     vertex: [d + 1, N] int32 lattice point id (0..M-1) of vertex r of point n.
     weight: [d + 1, N] float32 barycentric weight of that vertex.
-    keys: [K, d] int32 integer lattice coordinates of each entry (the last one is implied).
+    keys: [d, K] int32 integer lattice coordinates of each entry (the last one is implied).
     words: tuple of [K] uint32, keys packed 16 bits a coordinate, for hashing and equality.
     table: [T] int32 hash table of representative entries (_EMPTY where free).
     representative: [M_max] int32 entry holding lattice point m (valid for m < num_points).
@@ -210,15 +210,15 @@ def _elevate(features: jax.Array) -> jax.Array:
 def _enclosing_simplex(elevated: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Nearest remainder-0 lattice point, coordinate ranks and barycentric weights (densecrf's).
 
-  Works on per-coordinate [N] columns: on the XLA CPU backend, [N, d + 1] arrays with a minor
-  dimension of 3..6 ran about 5x slower.
+  Works on per-coordinate [N] columns and returns coordinate-major [d + 1, N] arrays: on the XLA CPU
+  backend, [N, d + 1] arrays with a minor dimension of 3..6 ran about 5x slower.
 
   Args:
     elevated: [N, d + 1].
 
   Returns:
-    rem0 [N, d + 1] int32, rank [N, d + 1] int32 (a permutation of 0..d per point),
-    barycentric [N, d + 1] float32.
+    rem0 [d + 1, N] int32, rank [d + 1, N] int32 (a permutation of 0..d per point),
+    barycentric [d + 1, N] float32 (row r: the weight of vertex r).
   """
   d = elevated.shape[1] - 1
   down = np.float32(1. / (d + 1))
@@ -240,26 +240,25 @@ def _enclosing_simplex(elevated: jax.Array) -> tuple[jax.Array, jax.Array, jax.A
   gain = [sum(jnp.where(rank[i] == d - k, v[i], 0.) for i in range(d + 1)) for k in range(d + 2)]
   bary = [gain[k] - (gain[k - 1] if k else 0.) for k in range(d + 2)]
   bary[0] = bary[0] + 1. + bary[d + 1]
-  return (jnp.stack(rem0, -1).astype(jnp.int32), jnp.stack(rank, -1),
-          jnp.stack(bary[:d + 1], -1))
+  return jnp.stack(rem0).astype(jnp.int32), jnp.stack(rank), jnp.stack(bary[:d + 1])
 
 
 def _vertex_keys(rem0: jax.Array, rank: jax.Array) -> jax.Array:
-  """First d integer coordinates of each point's d + 1 simplex vertices: [d + 1, N, d]."""
-  d = rem0.shape[1] - 1
+  """First d integer coordinates of each point's d + 1 simplex vertices: [d, d + 1, N]."""
+  d = rem0.shape[0] - 1
   # densecrf's canonical simplex: vertex r adds r, or r - (d + 1) where rank > d - r.
-  return jnp.stack([rem0[:, :d] + r - (d + 1) * (rank[:, :d] > d - r).astype(jnp.int32)
-                    for r in range(d + 1)])
+  return jnp.stack([jnp.stack([rem0[i] + r - (d + 1) * (rank[i] > d - r).astype(jnp.int32)
+                               for r in range(d + 1)]) for i in range(d)])
 
 
 def _pack(keys: jax.Array, key_min: jax.Array) -> tuple:
-  """Packs [Q, d] keys two 16-bit coordinates per uint32 word (densecrf keeps keys as short).
+  """Packs [d, Q] keys two 16-bit coordinates per uint32 word (densecrf keeps keys as short).
 
   Offsets leave d + 1 units of room below so that blur-neighbour queries pack without wrapping.
   """
-  d = keys.shape[1]
-  shifted = ((keys - key_min + (d + 1)) & 0xFFFF).astype(jnp.uint32)
-  return tuple(shifted[:, i] << 16 | shifted[:, i + 1] if i + 1 < d else shifted[:, i]
+  d = keys.shape[0]
+  shifted = [((keys[i] - key_min[i] + (d + 1)) & 0xFFFF).astype(jnp.uint32) for i in range(d)]
+  return tuple(shifted[i] << 16 | shifted[i + 1] if i + 1 < d else shifted[i]
                for i in range(0, d, 2))
 
 
@@ -323,15 +322,16 @@ def splat_points(features: jax.Array) -> LatticePoints:
   """Simplex vertices, barycentric weights and distinct lattice points of features [N, d]."""
   n, d = features.shape
   rem0, rank, weight = _enclosing_simplex(_elevate(features))
-  keys = _vertex_keys(rem0, rank).reshape(-1, d)
-  key_min = jnp.min(keys, axis=0)
+  keys = _vertex_keys(rem0, rank).reshape(d, -1)
+  num_entries = keys.shape[1]
+  key_min = jnp.min(keys, axis=1)
   words = _pack(keys, key_min)
-  table, found = _hash_insert(words, 1 << int(2 * keys.shape[0] - 1).bit_length())
-  is_rep = found == jnp.arange(keys.shape[0])
+  table, found = _hash_insert(words, 1 << int(2 * num_entries - 1).bit_length())
+  is_rep = found == jnp.arange(num_entries)
   dense = jnp.cumsum(is_rep, dtype=jnp.int32) - 1
   representative = jnp.zeros_like(dense).at[jnp.where(is_rep, dense, -1)].set(
-      jnp.arange(keys.shape[0], dtype=jnp.int32), mode='drop')
-  return LatticePoints(dense[found].reshape(d + 1, n), weight.T, keys, words, table,
+      jnp.arange(num_entries, dtype=jnp.int32), mode='drop')
+  return LatticePoints(dense[found].reshape(d + 1, n), weight, keys, words, table,
                        representative, dense[-1] + 1, key_min)
 
 
@@ -346,10 +346,10 @@ def blur_structure(points: LatticePoints, capacity: int) -> Lattice:
   empty = capacity  # index of the always-empty slot
   slots = jnp.arange(capacity)
   rep = jnp.take(points.representative, slots, mode='clip')
-  keys = points.keys[rep]  # [capacity, d]
+  keys = jnp.take(points.keys, rep, axis=1)  # [d, capacity]
   valid = slots < points.num_points
-  steps = np.ones((dp1, d), np.int32) - (d + 1) * np.eye(dp1, d, dtype=np.int32)
-  query = (keys[None] + steps[:, None, :]).reshape(-1, d)
+  steps = np.ones((d, dp1), np.int32) - (d + 1) * np.eye(d, dp1, dtype=np.int32)
+  query = (keys[:, None, :] + steps[:, :, None]).reshape(d, -1)  # [d, (d + 1) capacity]
   entry = _hash_find(points.words, points.table, _pack(query, points.key_min))
   # Entry e is (vertex e // N of point e % N), so its lattice point id is vertex.ravel()[e].
   found = jnp.take(points.vertex.reshape(-1), entry, mode='clip')
@@ -496,7 +496,7 @@ def _lattice_crf(unary: jax.Array, image: jax.Array, valid: jax.Array,
   smooth = _normalized(
       functools.partial(lattice_filter, _gaussian_lattice(height, width, params.theta_gamma)), valid)
   points = splat_points(bilateral_features(image, params.theta_alpha, params.theta_beta))
-  caps = _capacities(points.keys.shape[0])
+  caps = _capacities(points.keys.shape[1])
 
   def run(capacity):
     appearance = _normalized(

@@ -103,7 +103,7 @@ def benchmark_speed(params: crf.CRFParams) -> None:
                                                             params.theta_beta))
   print(f'scene {_SIZE.value}x{_SIZE.value}, {_CLASSES.value} classes, {params.iterations} '
         f'iterations, colour noise {_COLOUR_NOISE.value}; bilateral lattice points '
-        f'{int(points.num_points)} of {points.keys.shape[0]} possible; backend {jax.default_backend()}')
+        f'{int(points.num_points)} of {points.keys.shape[1]} possible; backend {jax.default_backend()}')
   try:
     peer = pydensecrf_inference(logits, image, params)
   except ImportError:
@@ -162,7 +162,7 @@ def profile_stages(params: crf.CRFParams) -> None:
   logits, image = make_scene(_SIZE.value, _CLASSES.value, _COLOUR_NOISE.value, _SEED.value)
   feats = crf.bilateral_features(jnp.asarray(image), params.theta_alpha, params.theta_beta)
   points = jax.jit(crf.splat_points)(feats)
-  capacity = next(c for c in crf._capacities(points.keys.shape[0])  # pylint: disable=protected-access
+  capacity = next(c for c in crf._capacities(points.keys.shape[1])  # pylint: disable=protected-access
                   if c >= int(points.num_points))
   bilateral = jax.jit(crf.blur_structure, static_argnums=1)(points, capacity)
   smooth = crf._gaussian_lattice(_SIZE.value, _SIZE.value, params.theta_gamma)  # pylint: disable=protected-access

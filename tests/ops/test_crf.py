@@ -59,10 +59,10 @@ def _hash_table_lattice_filter(features, values):
   """densecrf's permutohedral filter with a Python dict as its hash table: [N, C] -> [N, C]."""
   n, d = features.shape
   rem0, rank, weight = crf._enclosing_simplex(crf._elevate(jnp.asarray(features)))
-  keys = np.asarray(crf._vertex_keys(rem0, rank)).reshape(-1, d)
+  keys = np.asarray(crf._vertex_keys(rem0, rank)).reshape(d, -1).T  # entry r * N + n
   table = {}
   ids = np.array([table.setdefault(tuple(k), len(table)) for k in keys])
-  weight = np.asarray(weight).T.reshape(-1)
+  weight = np.asarray(weight).reshape(-1)
   grid = np.zeros((len(table) + 1, values.shape[1]))  # last row: absent neighbour
   np.add.at(grid, ids, weight[:, None] * np.tile(values, (d + 1, 1)))
   for j in range(d + 1):
@@ -93,7 +93,7 @@ def test_lattice_filter_matches_hash_table_reference(kind):
   values = np.random.default_rng(1).random((24 * 20, 5)).astype(np.float32)
   want = _hash_table_lattice_filter(np.asarray(features), values)
   points = jax.jit(crf.splat_points)(features)
-  for capacity in (int(points.num_points), points.keys.shape[0]):  # tight and worst-case
+  for capacity in (int(points.num_points), points.keys.shape[1]):  # tight and worst-case
     lattice = jax.jit(crf.blur_structure, static_argnums=1)(points, capacity)
     got = jax.jit(crf.lattice_filter)(lattice, jnp.asarray(values))
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5 * want.max())
