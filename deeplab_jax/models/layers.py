@@ -1,6 +1,6 @@
-"""Shared building blocks: conv + BatchNorm + ReLU, and bilinear resizing."""
+"""Shared building blocks: conv + BatchNorm + ReLU, bilinear resizing, and the atrous stride plan."""
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -9,6 +9,33 @@ import jax.numpy as jnp
 from deeplab_jax.ops.atrous import AtrousConv, AtrousDepthwiseConv
 
 ModuleDef = Callable[..., nn.Module]
+
+
+def atrous_plan(strides: Sequence[int], input_stride: int, output_stride: int, *,
+                dilate_first: bool) -> list[tuple[int, int]]:
+  """(stride, rate) of each layer so that a network's total stride stops at `output_stride`.
+
+  Layers with `strides`, entered at `input_stride`: a stride that would take the total past
+  output_stride becomes 1 and multiplies the atrous rate instead. dilate_first: the layer whose stride
+  was dropped already runs at the raised rate (torchvision's replace_stride_with_dilation, ResNet and
+  MobileNetV3); otherwise it runs at the current rate and the layers after it at the raised one (the
+  official TF DeepLab code, MobileNetV2 and Xception).
+
+  >>> atrous_plan((1, 2, 2, 2), 4, 8, dilate_first=True)
+  [(1, 1), (2, 1), (1, 2), (1, 4)]
+  >>> atrous_plan((1, 2, 2, 2), 4, 8, dilate_first=False)
+  [(1, 1), (2, 1), (1, 1), (1, 2)]
+  """
+  current, rate, plan = input_stride, 1, []
+  for stride in strides:
+    if current * stride > output_stride:
+      raised = rate * stride
+      plan.append((1, raised if dilate_first else rate))
+      rate = raised
+    else:
+      current *= stride
+      plan.append((stride, rate))
+  return plan
 
 
 def make_norm(train: bool, momentum: float, epsilon: float, dtype: Any = jnp.float32,

@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from deeplab_jax.models.layers import ModuleDef, remat_unit
+from deeplab_jax.models.layers import ModuleDef, atrous_plan, remat_unit
 from deeplab_jax.ops.atrous import AtrousConv, AtrousDepthwiseConv
 
 # (expansion t, channels c, units n, stride s) of the seven stages, from the MobileNetV2 paper's Table 2.
@@ -34,19 +34,10 @@ def unit_strides_and_rates(output_stride: int) -> list[list[tuple[int, int]]]:
   """
   if output_stride not in (8, 16, 32):
     raise ValueError(f'MobileNetV2 output_stride must be 8, 16 or 32, got {output_stride}')
-  current, rate, out = 2, 1, []
-  for _, _, units, stage_stride in MOBILENETV2_STAGES:
-    stage = []
-    for u in range(units):
-      stride = stage_stride if u == 0 else 1
-      if current == output_stride:
-        stage.append((1, rate))
-        rate *= stride
-      else:
-        stage.append((stride, 1))
-        current *= stride
-    out.append(stage)
-  return out
+  strides = [stage_stride if u == 0 else 1 for *_, units, stage_stride in MOBILENETV2_STAGES
+             for u in range(units)]
+  plan = iter(atrous_plan(strides, 2, output_stride, dilate_first=False))
+  return [[next(plan) for _ in range(units)] for _, _, units, _ in MOBILENETV2_STAGES]
 
 
 class InvertedResidual(nn.Module):

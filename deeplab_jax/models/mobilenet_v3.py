@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from deeplab_jax.models.layers import ModuleDef, remat_unit
+from deeplab_jax.models.layers import ModuleDef, atrous_plan, remat_unit
 from deeplab_jax.models.mobilenet import make_divisible
 from deeplab_jax.ops.atrous import AtrousConv, AtrousDepthwiseConv
 
@@ -65,15 +65,8 @@ def unit_strides_and_rates(output_stride: int) -> list[tuple[int, int]]:
   """
   if output_stride not in (8, 16, 32):
     raise ValueError(f'MobileNetV3 output_stride must be 8, 16 or 32, got {output_stride}')
-  current, rate, out = 2, 1, []
-  for *_, stride in MOBILENETV3_LARGE_UNITS:
-    if current * stride > output_stride:
-      rate *= stride
-      out.append((1, rate))
-    else:
-      current *= stride
-      out.append((stride, rate))
-  return out
+  return atrous_plan([unit[-1] for unit in MOBILENETV3_LARGE_UNITS], 2, output_stride,
+                     dilate_first=True)
 
 
 class SqueezeExcitation(nn.Module):

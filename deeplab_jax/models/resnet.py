@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from deeplab_jax.models.layers import ConvBNReLU, ModuleDef, remat_unit
+from deeplab_jax.models.layers import ConvBNReLU, ModuleDef, atrous_plan, remat_unit
 
 STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 STAGE_STRIDES = (1, 2, 2, 2)
@@ -26,15 +26,7 @@ def stage_strides_and_rates(output_stride: int) -> list[tuple[int, int]]:
   """
   if output_stride not in (4, 8, 16, 32):
     raise ValueError(f'output_stride must be 8, 16 or 32 (4 also works), got {output_stride}')
-  current, rate, out = STEM_STRIDE, 1, []
-  for stride in STAGE_STRIDES:
-    if current * stride > output_stride:
-      rate *= stride
-      out.append((1, rate))
-    else:
-      current *= stride
-      out.append((stride, rate))
-  return out
+  return atrous_plan(STAGE_STRIDES, STEM_STRIDE, output_stride, dilate_first=True)
 
 
 def unit_rates(stage_rate: int, previous_rate: int, num_units: int, multi_grid: Sequence[int] | None,

@@ -11,7 +11,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from deeplab_jax.models.layers import ConvBNReLU, ModuleDef, SeparableConvBNReLU, remat_unit
+from deeplab_jax.models.layers import (ConvBNReLU, ModuleDef, SeparableConvBNReLU, atrous_plan,
+                                       remat_unit)
 
 # (name, depths of the 3 separable convs, shortcut, stride, units, ReLU inside the separable convs).
 XCEPTION65_BLOCKS = (
@@ -34,15 +35,8 @@ def block_strides_and_rates(output_stride: int) -> list[tuple[int, int]]:
   """
   if output_stride not in (8, 16, 32):
     raise ValueError(f'Xception output_stride must be 8, 16 or 32, got {output_stride}')
-  current, rate, out = STEM_STRIDE, 1, []
-  for *_, stride, _, _ in XCEPTION65_BLOCKS:
-    if current == output_stride:
-      out.append((1, rate))
-      rate *= stride
-    else:
-      out.append((stride, 1))
-      current *= stride
-  return out
+  return atrous_plan([block[-3] for block in XCEPTION65_BLOCKS], STEM_STRIDE, output_stride,
+                     dilate_first=False)
 
 
 class XceptionUnit(nn.Module):
