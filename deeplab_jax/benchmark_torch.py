@@ -13,14 +13,13 @@ forward, softmax cross-entropy (ignore 255), backward and SGD with momentum 0.9 
 The two sides alternate step by step (benchmark.interleaved_times), so load changes hit both alike;
 the figure to read is the ratio of medians, ours / torchvision's images/s (> 1: ours is faster).
 """
-import os
 import statistics
 import sys
 from typing import Any, Callable
 
 from absl import app
 
-from deeplab_jax import benchmark
+from deeplab_jax import benchmark, peers
 
 # --batch, --size, --steps, --warmup, --dtype and --modes are deeplab_jax.benchmark's flags (defined
 # when it is imported); --config is unused here: the model is `torchvision_config`.
@@ -38,11 +37,7 @@ def torchvision_config(dtype: str) -> Any:
 
 def import_torchvision():
   """torch and torchvision.models.segmentation, via the shared peers' tv_shim."""
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  for peers in (os.path.join(root, '..', 'shared', 'peers'), '/work/shared/peers'):
-    if os.path.isdir(peers):
-      sys.path.insert(0, peers)
-      break
+  peers.add_to_path()
   import tv_shim  # noqa: F401  (makes torchvision importable in this environment)
   import torch
   from torchvision.models import segmentation

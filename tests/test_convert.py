@@ -16,16 +16,13 @@ import pytest
 
 from configs import base
 from configs.pretrained import smp_deeplabv3plus, torchvision_deeplabv3
-from deeplab_jax import convert
+from deeplab_jax import convert, peers
 from deeplab_jax.errors import UserError
 from deeplab_jax.models.deeplab import build_backbone, build_model
 from deeplab_jax.models import layers
 from tests.conftest import ROOT
 
-for peers in (os.path.join(ROOT, '..', 'shared', 'peers'), '/work/shared/peers'):
-  if os.path.isdir(peers):
-    sys.path.insert(0, peers)
-    break
+peers.add_to_path()
 torch = pytest.importorskip('torch')
 pytest.importorskip('tv_shim')
 import tv_shim  # noqa: E402,F401  (makes torchvision importable in this environment)

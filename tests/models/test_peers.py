@@ -1,19 +1,13 @@
 """Parameter counts equal the PyTorch peers' where the architectures coincide (skips without torch)."""
-import os
-import sys
-
 import jax
 import jax.numpy as jnp
 import pytest
 
 from configs.pretrained import smp_deeplabv3plus, torchvision_deeplabv3
+from deeplab_jax import peers
 from deeplab_jax.models.deeplab import build_model
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-for peers in (os.path.join(ROOT, '..', 'shared', 'peers'), '/work/shared/peers'):
-  if os.path.isdir(peers):
-    sys.path.insert(0, peers)
-    break
+peers.add_to_path()
 torch = pytest.importorskip('torch')
 pytest.importorskip('tv_shim')
 
