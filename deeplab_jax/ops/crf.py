@@ -526,8 +526,7 @@ def dense_crf_single(logits: jax.Array, image: jax.Array, params: CRFParams,
 
 def dense_crf(logits: jax.Array, images: jax.Array, params: CRFParams = CRFParams(),
               valid: jax.Array | None = None) -> jax.Array:
-  """Fully connected CRF on a batch; jit with params static and `compiler_options()`:
-  `jax.jit(dense_crf, static_argnums=2, compiler_options=compiler_options())`.
+  """Fully connected CRF on a batch; `jit_dense_crf()` jits it (params static, compiler_options()).
 
   Images run one after another (lax.map): each picks its own lattice capacity through lax.switch,
   which vmap would turn into computing every branch.
@@ -547,3 +546,8 @@ def dense_crf(logits: jax.Array, images: jax.Array, params: CRFParams = CRFParam
   if valid is None:
     valid = jnp.ones(logits.shape[:3], bool)
   return lax.map(lambda args: dense_crf_single(*args[:2], params, args[2]), (logits, images, valid))
+
+
+def jit_dense_crf():
+  """dense_crf jitted with params static and compiler_options(): call as f(logits, images, params)."""
+  return jax.jit(dense_crf, static_argnums=2, compiler_options=compiler_options())

@@ -95,7 +95,7 @@ def benchmark_speed(params: crf.CRFParams) -> None:
   logits, image = make_scene(_SIZE.value, _CLASSES.value, _COLOUR_NOISE.value, _SEED.value)
   args = (jnp.asarray(logits)[None], jnp.asarray(image)[None])
   start = time.perf_counter()
-  compiled = jax.jit(crf.dense_crf, static_argnums=2, compiler_options=crf.compiler_options()).lower(*args, params).compile()
+  compiled = crf.jit_dense_crf().lower(*args, params).compile()
   compile_s = time.perf_counter() - start
   run_jax = lambda: np.asarray(compiled(*args))[0]
   ours = run_jax()  # warm-up
@@ -126,7 +126,7 @@ def check_exact(params: crf.CRFParams) -> None:
   """Permutohedral vs exact kernels on a smaller scene; prints agreement."""
   logits, image = make_scene(_EXACT_SIZE.value, _CLASSES.value, _COLOUR_NOISE.value, _SEED.value)
   args = (jnp.asarray(logits)[None], jnp.asarray(image)[None])
-  run = jax.jit(crf.dense_crf, static_argnums=2, compiler_options=crf.compiler_options())
+  run = crf.jit_dense_crf()
   fast = np.asarray(run(*args, params))[0]
   exact = np.asarray(run(*args, crf.CRFParams(**{**params.__dict__, 'method': 'exact'})))[0]
   print(f'permutohedral vs exact at {_EXACT_SIZE.value}x{_EXACT_SIZE.value}: '
@@ -143,8 +143,7 @@ def profile_iterations(params: crf.CRFParams) -> None:
   counts = (1, max(params.iterations, 2))
   runs = []
   for count in counts:
-    compiled = jax.jit(crf.dense_crf, static_argnums=2, compiler_options=crf.compiler_options()
-                       ).lower(*args, dataclasses.replace(params, iterations=count)).compile()
+    compiled = crf.jit_dense_crf().lower(*args, dataclasses.replace(params, iterations=count)).compile()
     runs.append(lambda compiled=compiled: jax.block_until_ready(compiled(*args)))
     runs[-1]()
   one, many = _interleaved_medians(runs, _REPEATS.value)
