@@ -36,14 +36,22 @@ def tiny_config(root: str = '/nonexistent'):
   return config
 
 
-def run_main(*flags: str, timeout: int = 1200) -> subprocess.CompletedProcess:
-  """`python -m deeplab_jax.main FLAGS` in a subprocess on one CPU device, as a user runs it."""
+def user_env() -> dict:
+  """The environment for a subprocess run as a user runs it: one CPU device, unbuffered output."""
   env = dict(os.environ, PYTHONUNBUFFERED='1')
-  env.pop('XLA_FLAGS', None)
-  result = subprocess.run([sys.executable, '-m', 'deeplab_jax.main', *flags], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-  assert result.returncode == 0, result.stderr[-3000:]
-  return result
+  env.pop('XLA_FLAGS', None)  # drops this session's 8 host devices
+  return env
+
+
+def run_module(module: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+  """`python -m MODULE ARGS` from the repository root in user_env(), output captured."""
+  return subprocess.run([sys.executable, '-m', module, *args], cwd=ROOT, env=user_env(),
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def run_main(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+  """`python -m deeplab_jax.main ARGS` (see run_module)."""
+  return run_module('deeplab_jax.main', *args, timeout=timeout)
 
 
 def final_eval(workdir) -> dict:
@@ -60,5 +68,6 @@ def quickstart_run(tmp_path_factory):
   base = tmp_path_factory.mktemp('quickstart')
   workdir, data_root = str(base / 'run'), str(base / 'data')
   result = run_main('--config=configs/quickstart.py', f'--workdir={workdir}',
-                    f'--config.data.root={data_root}')
+                    f'--config.data.root={data_root}', timeout=1200)
+  assert result.returncode == 0, result.stderr[-3000:]
   return workdir, data_root, result.stdout

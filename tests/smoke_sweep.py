@@ -10,16 +10,10 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, user_env
 
 SMOKE = 'experiments/smoke/sweep.py'
 _RUNS = {}
-
-
-def env() -> dict:
-  e = dict(os.environ, PYTHONUNBUFFERED='1')
-  e.pop('XLA_FLAGS', None)  # one CPU device per point, as on a user's machine
-  return e
 
 
 def sweep_args(workdir: str, data: str, sweep: str = SMOKE, *extra: str) -> list[str]:
@@ -28,7 +22,7 @@ def sweep_args(workdir: str, data: str, sweep: str = SMOKE, *extra: str) -> list
 
 
 def run_sweep(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-  return subprocess.run(list(args), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=timeout)
+  return subprocess.run(list(args), cwd=ROOT, env=user_env(), capture_output=True, text=True, timeout=timeout)
 
 
 def checkpoint_steps(run_dir: str) -> list[int]:
@@ -39,7 +33,7 @@ def checkpoint_steps(run_dir: str) -> list[int]:
 def _kill_after_first_checkpoint(args: list[str], run_dir: str, log_path: str) -> int:
   """Starts the sweep, SIGKILLs its process group once run_dir has a checkpoint; returns its step."""
   with open(log_path, 'w') as log:
-    proc = subprocess.Popen(args, cwd=ROOT, env=env(), stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(args, cwd=ROOT, env=user_env(), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)  # its own group: the point's subprocess dies too
     deadline = time.time() + 300
     while time.time() < deadline and not checkpoint_steps(run_dir) and proc.poll() is None:

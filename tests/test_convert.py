@@ -6,8 +6,6 @@ magnitude, in float32.
 """
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +18,7 @@ from deeplab_jax import convert, peers
 from deeplab_jax.errors import UserError
 from deeplab_jax.models.deeplab import build_backbone, build_model
 from deeplab_jax.models import layers
-from tests.conftest import ROOT
+from tests.conftest import run_module
 
 peers.add_to_path()
 torch = pytest.importorskip('torch')
@@ -269,13 +267,6 @@ def small_flags(data_root: str) -> list[str]:
           '--config.data.eval_size=96', '--config.data.crop_size=64', '--config.eval.batch_size=1',
           '--config.data.synthetic.num_train=4', '--config.data.synthetic.num_val=2',
           '--config.data.synthetic.min_size=60', '--config.data.synthetic.max_size=90']
-
-
-def run_module(module: str, *args):
-  env = dict(os.environ, PYTHONUNBUFFERED='1')
-  env.pop('XLA_FLAGS', None)  # one CPU device
-  return subprocess.run([sys.executable, '-m', module, *args], cwd=ROOT, env=env, capture_output=True,
-                        text=True, timeout=600)
 
 
 @pytest.mark.parametrize('suffix', ['.pth', '.safetensors'])

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_main, user_env
 
 TINY = ['--config=configs/quickstart.py', '--config.data.crop_size=48', '--config.data.eval_size=96',
         '--config.model.resnet.width=8', '--config.model.aspp_features=16',
@@ -17,22 +17,11 @@ TINY = ['--config=configs/quickstart.py', '--config.data.crop_size=48', '--confi
         '--config.data.synthetic.min_size=60', '--config.data.synthetic.max_size=90']
 
 
-def env():
-  e = dict(os.environ, PYTHONUNBUFFERED='1')
-  e.pop('XLA_FLAGS', None)  # one CPU device, as a user's machine
-  return e
-
-
-def run_main(*args, timeout=600):
-  return subprocess.run([sys.executable, '-m', 'deeplab_jax.main', *args], cwd=ROOT, env=env(),
-                        capture_output=True, text=True, timeout=timeout)
-
-
 def test_killed_run_resumes_from_its_checkpoint(tmp_path):
   workdir, data = str(tmp_path / 'run'), str(tmp_path / 'data')
   args = TINY + [f'--workdir={workdir}', f'--config.data.root={data}', '--config.train.num_steps=400',
                  '--config.train.checkpoint_every=5', '--config.train.log_every=5']
-  proc = subprocess.Popen([sys.executable, '-m', 'deeplab_jax.main', *args], cwd=ROOT, env=env(),
+  proc = subprocess.Popen([sys.executable, '-m', 'deeplab_jax.main', *args], cwd=ROOT, env=user_env(),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   checkpoints = os.path.join(workdir, 'checkpoints')
   deadline = time.time() + 300

@@ -53,10 +53,11 @@ def test_crf_raises_miou_of_an_output_stride_32_model(quickstart_run, tmp_path):
   """
   workdir, data_root, _ = quickstart_run
   coarse = str(tmp_path / 'os32')
-  run_main('--config=configs/quickstart.py', f'--workdir={coarse}', f'--config.data.root={data_root}',
-           '--config.model.output_stride=32', '--config.train.num_steps=300',
-           '--config.train.base_lr=0.01', f'--config.train.init_checkpoint={workdir}/checkpoints',
-           '--config.crf.enabled=True')
+  result = run_main('--config=configs/quickstart.py', f'--workdir={coarse}',
+                    f'--config.data.root={data_root}', '--config.model.output_stride=32',
+                    '--config.train.num_steps=300', '--config.train.base_lr=0.01',
+                    f'--config.train.init_checkpoint={workdir}/checkpoints', '--config.crf.enabled=True')
+  assert result.returncode == 0, result.stderr[-3000:]
   results = final_eval(coarse)
   plain, with_crf = results['miou'], results['crf']['miou']
   print(f'OS 32 model: val mIoU {100 * plain:.2f} -> {100 * with_crf:.2f} with the CRF')

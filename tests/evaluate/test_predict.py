@@ -1,7 +1,5 @@
 """--mode=predict input handling: odd image files, non-images, tiles; one label PNG per valid image."""
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -9,7 +7,7 @@ from PIL import Image
 
 from deeplab_jax.errors import UserError
 from deeplab_jax.evaluate import inference, predict
-from tests.conftest import ROOT
+from tests.conftest import run_main
 from tests.evaluate.conftest import save_checkpoint
 
 
@@ -88,12 +86,10 @@ def test_predict_mode_through_main(tiny, tmp_path):
   folder.mkdir()
   Image.fromarray(np.zeros((30, 41, 3), np.uint8)).save(folder / 'a.png')
   (folder / 'b.txt').write_text('not an image')
-  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
-  result = subprocess.run(
-      [sys.executable, '-m', 'deeplab_jax.main', '--mode=predict', '--config=configs/quickstart.py',
-       f'--workdir={tmp_path}', f'--config.predict.input={folder}', '--config.model.resnet.width=8',
-       '--config.model.aspp_features=16', '--config.model.eval_output_stride=8'],
-      cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  result = run_main('--mode=predict', '--config=configs/quickstart.py', f'--workdir={tmp_path}',
+                    f'--config.predict.input={folder}', '--config.model.resnet.width=8',
+                    '--config.model.aspp_features=16', '--config.model.eval_output_stride=8',
+                    timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'step 4' in result.stdout and 'b.txt' in result.stdout
   assert sorted(os.listdir(tmp_path / 'predict')) == ['a.png', 'a_overlay.png']
