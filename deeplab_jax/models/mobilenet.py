@@ -40,28 +40,63 @@ def unit_strides_and_rates(output_stride: int) -> list[list[tuple[int, int]]]:
   return [[next(plan) for _ in range(units)] for _, _, units, _ in MOBILENETV2_STAGES]
 
 
+ACTIVATIONS = {'relu': nn.relu, 'relu6': jax.nn.relu6, 'hard_swish': jax.nn.hard_swish}
+
+
+class SqueezeExcitation(nn.Module):
+  """Global average pool -> 1x1 conv (squeeze) -> ReLU -> 1x1 conv -> hard-sigmoid, scaling the input.
+
+  torchvision's SqueezeExcitation(scale_activation=Hardsigmoid), as MobileNetV3 uses it; both convs
+  have biases.
+  """
+  squeeze: int
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """x [B, H, W, C] -> [B, H, W, C]."""
+    scale = jnp.mean(x, axis=(1, 2), keepdims=True)
+    scale = nn.relu(AtrousConv(self.squeeze, 1, use_bias=True, dtype=self.dtype, name='reduce')(scale))
+    scale = AtrousConv(x.shape[-1], 1, use_bias=True, dtype=self.dtype, name='expand')(scale)
+    return x * jax.nn.hard_sigmoid(scale)
+
+
 class InvertedResidual(nn.Module):
-  """1x1 expand -> BN -> ReLU6 -> 3x3 depthwise (stride, rate) -> BN -> ReLU6 -> 1x1 project -> BN."""
+  """[1x1 expand -> BN -> act] -> k x k depthwise (stride, rate) -> BN -> act -> [SE] -> 1x1 project -> BN.
+
+  MobileNetV2's unit with the defaults (3x3, ReLU6, no squeeze-excitation); MobileNetV3 sets kernel,
+  activation (ACTIVATIONS) and squeeze_excite per unit. There is no expand conv when `expanded` equals
+  the input channels (expansion 1). The shortcut is added when stride is 1 and the channels are kept,
+  and `residual` is on: MobileNetV3 turns it off for units whose table stride is 2, so that a unit made
+  stride 1 by dilation still adds none, as in torchvision.
+  """
   features: int
-  expansion: int
+  expanded: int
   norm: ModuleDef
   stride: int = 1
   rate: int = 1
+  kernel_size: int = 3
+  activation: str = 'relu6'
+  squeeze_excite: bool = False
+  residual: bool = True
   dtype: Any = jnp.float32
   atrous_impl: str = 'auto'  # see ops.atrous.AtrousDepthwiseConv.impl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    act = ACTIVATIONS[self.activation]
     y = x
-    if self.expansion != 1:
-      y = AtrousConv(x.shape[-1] * self.expansion, 1, dtype=self.dtype, name='expand')(y)
-      y = jax.nn.relu6(self.norm(name='expand_bn')(y))
-    y = AtrousDepthwiseConv(3, self.rate, self.stride, dtype=self.dtype, impl=self.atrous_impl,
-                            name='depthwise')(y)
-    y = jax.nn.relu6(self.norm(name='depthwise_bn')(y))
+    if self.expanded != x.shape[-1]:
+      y = AtrousConv(self.expanded, 1, dtype=self.dtype, name='expand')(y)
+      y = act(self.norm(name='expand_bn')(y))
+    y = AtrousDepthwiseConv(self.kernel_size, self.rate, self.stride, dtype=self.dtype,
+                            impl=self.atrous_impl, name='depthwise')(y)
+    y = act(self.norm(name='depthwise_bn')(y))
+    if self.squeeze_excite:
+      y = SqueezeExcitation(make_divisible(self.expanded // 4), self.dtype, name='squeeze_excite')(y)
     y = AtrousConv(self.features, 1, dtype=self.dtype, name='project')(y)
     y = self.norm(name='project_bn')(y)
-    return x + y if self.stride == 1 and x.shape[-1] == self.features else y
+    return x + y if self.residual and self.stride == 1 and x.shape[-1] == self.features else y
 
 
 class MobileNetV2(nn.Module):
@@ -95,8 +130,8 @@ class MobileNetV2(nn.Module):
     for i, ((t, c, _, _), units) in enumerate(zip(MOBILENETV2_STAGES, plan)):
       channels = make_divisible(c * self.width_multiplier)
       for u, (stride, rate) in enumerate(units):
-        x = unit(channels, t, self.norm, stride, rate, self.dtype, self.atrous_impl,
-                 name=f'stage{i + 1}_unit{u + 1}')(x)
+        x = unit(channels, x.shape[-1] * t, self.norm, stride, rate, dtype=self.dtype,
+                 atrous_impl=self.atrous_impl, name=f'stage{i + 1}_unit{u + 1}')(x)
       if i == LOW_LEVEL_STAGE:
         features['low_level'] = x
     features['out'] = x

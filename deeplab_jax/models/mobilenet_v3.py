@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 
 from deeplab_jax.models.layers import ModuleDef, atrous_plan, remat_unit
-from deeplab_jax.models.mobilenet import make_divisible
-from deeplab_jax.ops.atrous import AtrousConv, AtrousDepthwiseConv
+from deeplab_jax.models.mobilenet import InvertedResidual, make_divisible
+from deeplab_jax.ops.atrous import AtrousConv
 
 # (kernel, expanded channels, out channels, squeeze-excite, activation, stride) of the 15 units: the
 # paper's Table 1, as torchvision's `_mobilenet_v3_conf('mobilenet_v3_large')`.
@@ -40,7 +40,6 @@ LOW_LEVEL_UNIT = 3  # the 24-channel stage ends at stride 4: a decoder's low-lev
 # torchvision's DeepLabV3 takes its aux features at the first (strided) 40-channel unit, stride 8,
 # not at the end of that stage: `stage_indices[-4]` in `_deeplabv3_mobilenetv3`.
 AUX_UNIT = 4
-ACTIVATIONS = {'relu': nn.relu, 'hard_swish': jax.nn.hard_swish}
 
 
 def unit_channels(width_multiplier: float = 1.0) -> list[tuple[int, int, int]]:
@@ -67,59 +66,6 @@ def unit_strides_and_rates(output_stride: int) -> list[tuple[int, int]]:
     raise ValueError(f'MobileNetV3 output_stride must be 8, 16 or 32, got {output_stride}')
   return atrous_plan([unit[-1] for unit in MOBILENETV3_LARGE_UNITS], 2, output_stride,
                      dilate_first=True)
-
-
-class SqueezeExcitation(nn.Module):
-  """Global average pool -> 1x1 conv (squeeze) -> ReLU -> 1x1 conv -> hard-sigmoid, scaling the input.
-
-  torchvision's SqueezeExcitation(scale_activation=Hardsigmoid); both convs have biases.
-  """
-  squeeze: int
-  dtype: Any = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    """x [B, H, W, C] -> [B, H, W, C]."""
-    scale = jnp.mean(x, axis=(1, 2), keepdims=True)
-    scale = nn.relu(AtrousConv(self.squeeze, 1, use_bias=True, dtype=self.dtype, name='reduce')(scale))
-    scale = AtrousConv(x.shape[-1], 1, use_bias=True, dtype=self.dtype, name='expand')(scale)
-    return x * jax.nn.hard_sigmoid(scale)
-
-
-class InvertedResidual(nn.Module):
-  """[1x1 expand -> BN -> act] -> k x k depthwise (stride, rate) -> BN -> act -> [SE] -> 1x1 project -> BN.
-
-  There is no expand conv when `expanded` equals the input channels (the first unit). `residual` is
-  False for units whose table stride is 2, so a unit made stride 1 by dilation still adds no shortcut,
-  as in torchvision.
-  """
-  features: int
-  expanded: int
-  kernel_size: int
-  squeeze_excite: bool
-  activation: str
-  norm: ModuleDef
-  stride: int = 1
-  rate: int = 1
-  residual: bool = True
-  dtype: Any = jnp.float32
-  atrous_impl: str = 'auto'  # see ops.atrous.AtrousDepthwiseConv.impl
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    act = ACTIVATIONS[self.activation]
-    y = x
-    if self.expanded != x.shape[-1]:
-      y = AtrousConv(self.expanded, 1, dtype=self.dtype, name='expand')(y)
-      y = act(self.norm(name='expand_bn')(y))
-    y = AtrousDepthwiseConv(self.kernel_size, self.rate, self.stride, dtype=self.dtype,
-                            impl=self.atrous_impl, name='depthwise')(y)
-    y = act(self.norm(name='depthwise_bn')(y))
-    if self.squeeze_excite:
-      y = SqueezeExcitation(make_divisible(self.expanded // 4), self.dtype, name='squeeze_excite')(y)
-    y = AtrousConv(self.features, 1, dtype=self.dtype, name='project')(y)
-    y = self.norm(name='project_bn')(y)
-    return x + y if self.residual and self.stride == 1 and x.shape[-1] == self.features else y
 
 
 class MobileNetV3Large(nn.Module):
@@ -158,8 +104,9 @@ class MobileNetV3Large(nn.Module):
     for i, (table, (_, expanded, out), (stride, rate)) in enumerate(
         zip(MOBILENETV3_LARGE_UNITS, channels, plan)):
       kernel, _, _, squeeze_excite, activation, table_stride = table
-      x = unit(out, expanded, kernel, squeeze_excite, activation, norm, stride, rate, table_stride == 1,
-               self.dtype, self.atrous_impl, name=f'unit{i + 1}')(x)
+      x = unit(out, expanded, norm, stride, rate, kernel, activation, squeeze_excite,
+               residual=table_stride == 1, dtype=self.dtype, atrous_impl=self.atrous_impl,
+               name=f'unit{i + 1}')(x)
       if i + 1 == LOW_LEVEL_UNIT:
         features['low_level'] = x
       if i + 1 == AUX_UNIT:
