@@ -100,21 +100,24 @@ def analytic_macs(config: Any, size: int) -> int:
   """Multiply-adds of one [1, S, S, 3] image through the config's model (models/summary.py)."""
   from deeplab_jax.models import summary
   from deeplab_jax.models.deeplab import build_model
-  return summary.summarize(build_model(config.model, config.data.num_classes, train=False), size)['macs']
+  return summary.summarize(build_model(config, train=False), size)['macs']
 
 
 def train_runner(config: Any, batch: dict) -> tuple[Callable[[], None], float, Any]:
   """(run one train step and block, compile seconds, compiled step) on the real train_step."""
   import jax
+
+  from deeplab_jax import sharding
   from deeplab_jax.models.deeplab import build_model
-  from deeplab_jax.train import optimizer, state as state_lib, steps
-  model = build_model(config.model, config.data.num_classes, train=True)
+  from deeplab_jax.train import optimizer, steps
+  from deeplab_jax.train import state as state_lib
+  model = build_model(config, train=True)
   tx = optimizer.create_optimizer(config.train)
   state = state_lib.create_train_state(jax.random.key(0), model, tx, batch['image'].shape[1])
-  mesh = steps.make_mesh()
+  mesh = sharding.make_mesh()
   step = steps.jit_train_step(mesh, steps.step_options(config, optimizer.poly_schedule(config.train)))
-  state = jax.device_put(state, steps.replicated(mesh))
-  device_batch = jax.device_put(batch, steps.batch_sharding(mesh))
+  state = jax.device_put(state, sharding.replicated(mesh))
+  device_batch = jax.device_put(batch, sharding.batch_sharding(mesh))
   rng = jax.random.key(1)
   start = time.perf_counter()
   compiled = step.lower(state, device_batch, rng).compile()
@@ -131,16 +134,17 @@ def train_runner(config: Any, batch: dict) -> tuple[Callable[[], None], float, A
 def inference_runner(config: Any, batch: dict) -> tuple[Callable[[], None], float, Any]:
   """(run one forward pass to full-size logits and block, compile seconds, compiled forward)."""
   import jax
+
+  from deeplab_jax import sharding
   from deeplab_jax.models.deeplab import build_model
-  from deeplab_jax.train import steps
-  model = build_model(config.model, config.data.num_classes, train=False)
+  model = build_model(config, train=False)
   images = batch['image']
   variables = jax.jit(model.init)(jax.random.key(0), images[:1])
-  mesh = steps.make_mesh()
+  mesh = sharding.make_mesh()
   forward = jax.jit(lambda v, x: model.apply(v, x)['logits'],
-                    in_shardings=(steps.replicated(mesh), steps.batch_sharding(mesh)))
-  variables = jax.device_put(variables, steps.replicated(mesh))
-  device_images = jax.device_put(images, steps.batch_sharding(mesh))
+                    in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)))
+  variables = jax.device_put(variables, sharding.replicated(mesh))
+  device_images = jax.device_put(images, sharding.batch_sharding(mesh))
   start = time.perf_counter()
   compiled = forward.lower(variables, device_images).compile()
   compile_s = time.perf_counter() - start

@@ -39,6 +39,7 @@ def import_torchvision():
   """torch and torchvision.models.segmentation, via the shared peers' tv_shim."""
   peers.add_to_path()
   import tv_shim  # noqa: F401  (makes torchvision importable in this environment)
+
   import torch
   from torchvision.models import segmentation
   return torch, segmentation

@@ -1,8 +1,9 @@
-"""What every command-line tool of the package shares: flag parsing and config loading that report a
-mistake in one line (exit status 2) instead of a traceback."""
+"""What every command-line tool of the package shares: flag parsing, config loading and running a
+main function, each reporting a user's mistake in one line (exit status 2) instead of a traceback."""
 import sys
+from typing import Callable
 
-from absl import flags
+from absl import app, flags
 import ml_collections
 
 from deeplab_jax.errors import UserError
@@ -30,3 +31,16 @@ def load_config(flag_name: str = 'config') -> ml_collections.ConfigDict:
   except Exception as e:  # the config file itself failed to load or run
     raise UserError(f'Cannot load config file {config_file}: {type(e).__name__}: {e}') from e
   return config
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+  """app.run(main) with parse_flags; a UserError raised by main prints 'error: ...' and exits 2."""
+
+  def guarded(argv):
+    try:
+      main(argv)
+    except UserError as e:
+      print(f'error: {e}', file=sys.stderr, flush=True)
+      sys.exit(2)
+
+  app.run(guarded, flags_parser=parse_flags)

@@ -33,11 +33,10 @@ Written under W:
 """
 import json
 import os
-import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -384,11 +383,12 @@ def convert_variables(config, state_dict: dict[str, np.ndarray], kind: str, allo
   """
   import jax
   import jax.numpy as jnp
+
   from deeplab_jax.models.deeplab import build_model
   if kind not in KINDS:
     raise UserError(f'Unknown --kind {kind!r}; known: {", ".join(KINDS)}.')
   entries = entries_for(kind, config.model)
-  model = build_model(config.model, config.data.num_classes, train=False)
+  model = build_model(config, train=False)
   image = jnp.zeros((1, 33, 33, 3), jnp.float32)  # variable shapes do not depend on the image size
   shapes = jax.eval_shape(model.init, jax.random.key(0), image)
   conversion = match(state_dict, shapes, kind, entries)
@@ -412,14 +412,16 @@ def write_workdir(config, variables: dict, workdir: str, report: dict, log=print
   """W/checkpoints/0 (a TrainState), W/converted (the variables), W/converted.json, W/config.json."""
   import jax
   import orbax.checkpoint as ocp
+
+  from deeplab_jax import checkpoint
   from deeplab_jax.checkpoint import Checkpointer
-  from deeplab_jax.train import loop, optimizer
+  from deeplab_jax.train import optimizer
   from deeplab_jax.train.state import TrainState
   checkpoints = os.path.abspath(os.path.join(workdir, 'checkpoints'))
   if os.path.isdir(checkpoints) and os.listdir(checkpoints):
     raise UserError(f'{checkpoints} already holds checkpoints; convert into a fresh --workdir so '
                     'converted weights never mix with a trained run.')
-  loop.prepare_workdir(workdir, config)
+  checkpoint.prepare_workdir(workdir, config)
   variables = jax.tree.map(jax.numpy.asarray, variables)
   state = TrainState.create(apply_fn=None, params=variables['params'], tx=optimizer.create_optimizer(
       config.train), batch_stats=variables['batch_stats'])
@@ -469,15 +471,11 @@ def define_flags():
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  try:
-    config = cli.load_config()
-    f = flags.FLAGS
-    convert(config, f.source, f.kind, f.workdir, f.allow_partial)
-  except UserError as e:
-    print(f'error: {e}', file=sys.stderr, flush=True)
-    sys.exit(2)
+  config = cli.load_config()
+  f = flags.FLAGS
+  convert(config, f.source, f.kind, f.workdir, f.allow_partial)
 
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main)

@@ -4,11 +4,10 @@ import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow feeds data only; keep its logs quiet
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from deeplab_jax import cli  # noqa: E402
-from deeplab_jax.errors import UserError  # noqa: E402
 
 config_flags.DEFINE_config_file('config', None, 'Config file, e.g. configs/v3_voc.py.',
                                 lock_config=True)
@@ -56,13 +55,8 @@ def main(argv):
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _DISTRIBUTED.value)
   config_file = flags.FLAGS['config'].config_filename
   workdir = _WORKDIR.value or os.path.join('runs', os.path.splitext(os.path.basename(config_file))[0])
-  try:
-    config = cli.load_config()
-    modes[_MODE.value](config, workdir)
-  except UserError as e:
-    print(f'error: {e}', file=sys.stderr, flush=True)
-    sys.exit(2)
+  modes[_MODE.value](cli.load_config(), workdir)
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main)

@@ -1,20 +1,25 @@
-"""The PyTorch peers' helpers (`tv_shim`, from ../shared/peers beside the checkout) on sys.path.
+"""The PyTorch peers' helpers (`tv_shim`) on sys.path.
 
-Used by the peer parity tests, the converter's tests and benchmark_torch; the peers themselves are
-installed into the venv by `bash ../shared/peers/setup.sh VENV`.
+The folder is $DEEPLAB_JAX_PEERS when set, else `../shared/peers` beside the repository. Used by the
+peer parity tests, the converter's tests and the PyTorch benchmark; the peers themselves are installed
+into the venv by `bash ../shared/peers/setup.sh VENV`.
 """
 import os
 import sys
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_CANDIDATES = (os.path.join(_ROOT, '..', 'shared', 'peers'), '/work/shared/peers')
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def folder() -> str:
+  """Where the peers' helpers are looked for."""
+  return os.environ.get('DEEPLAB_JAX_PEERS') or os.path.join(REPO, '..', 'shared', 'peers')
 
 
 def add_to_path() -> str | None:
-  """Puts the first existing peers folder first on sys.path; returns it, or None if there is none."""
-  for folder in _CANDIDATES:
-    if os.path.isdir(folder):
-      if folder not in sys.path:
-        sys.path.insert(0, folder)
-      return folder
-  return None
+  """Puts the peers folder first on sys.path; returns it, or None if it does not exist."""
+  path = os.path.abspath(folder())
+  if not os.path.isdir(path):
+    return None
+  if path not in sys.path:
+    sys.path.insert(0, path)
+  return path

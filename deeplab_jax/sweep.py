@@ -15,7 +15,7 @@ import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from deeplab_jax import cli  # noqa: E402
@@ -121,19 +121,15 @@ def main(argv):
   del argv
   base = base_overrides(sys.argv)
   config_file = flags.FLAGS['config'].config_filename
-  try:
-    cli.load_config()
-    points = points_lib.resolve_sweep(_SWEEP.value, config_file, base)
-    print(f'[sweep] {_SWEEP.value}: {len(points)} points validated against {config_file}', flush=True)
-    if _LAUNCH.value == 'print':
-      print_commands(points, _WORKDIR.value)
-      return
-    write_manifest(_WORKDIR.value, _SWEEP.value, config_file, base, points)
-    run_local(points, _WORKDIR.value)
-  except UserError as e:
-    print(f'error: {e}', file=sys.stderr, flush=True)
-    sys.exit(2)
+  cli.load_config()
+  points = points_lib.resolve_sweep(_SWEEP.value, config_file, base)
+  print(f'[sweep] {_SWEEP.value}: {len(points)} points validated against {config_file}', flush=True)
+  if _LAUNCH.value == 'print':
+    print_commands(points, _WORKDIR.value)
+    return
+  write_manifest(_WORKDIR.value, _SWEEP.value, config_file, base, points)
+  run_local(points, _WORKDIR.value)
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main)

@@ -63,7 +63,7 @@ def test_macs_are_the_summary_modes(tiny_run):
   config = quickstart.get_config()
   config.model.resnet.width, config.model.resnet.blocks, config.model.multi_grid = 8, (1, 1, 1, 1), ()
   config.model.aspp_features = 16
-  model = build_model(config.model, config.data.num_classes, train=False)
+  model = build_model(config, train=False)
   assert report['gmacs_per_image'] == pytest.approx(summary.summarize(model, 33)['macs'] / 1e9)
   assert report['results'][1]['model_tflop_per_step'] == pytest.approx(
       2 * 2 * report['gmacs_per_image'] / 1e3)  # 2 FLOPs per MAC, batch 2
@@ -94,6 +94,7 @@ def test_torch_side_is_the_same_architecture():
   # The model benchmark_torch times as ours has torchvision deeplabv3_resnet101's parameter count.
   import jax
   import jax.numpy as jnp
+
   from deeplab_jax import benchmark_torch
   from deeplab_jax.models.deeplab import build_model
   try:
@@ -101,7 +102,7 @@ def test_torch_side_is_the_same_architecture():
   except ImportError:
     pytest.skip('torch / torchvision not installed')
   config = benchmark_torch.torchvision_config('float32')
-  model = build_model(config.model, config.data.num_classes, train=False)
+  model = build_model(config, train=False)
   variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 65, 65, 3)))
   ours = sum(x.size for x in jax.tree.leaves(variables['params']))
   peer = segmentation.deeplabv3_resnet101(weights=None, weights_backbone=None, num_classes=21,

@@ -16,16 +16,18 @@ from configs import base
 from configs.pretrained import smp_deeplabv3plus, torchvision_deeplabv3
 from deeplab_jax import convert, peers
 from deeplab_jax.errors import UserError
-from deeplab_jax.models.deeplab import build_backbone, build_model
 from deeplab_jax.models import layers
+from deeplab_jax.models.deeplab import build_backbone, build_model
 from tests.conftest import run_module
 
 peers.add_to_path()
 torch = pytest.importorskip('torch')
 pytest.importorskip('tv_shim')
 import tv_shim  # noqa: E402,F401  (makes torchvision importable in this environment)
+
 from torchvision.models import mobilenetv3 as tv_mobilenetv3  # noqa: E402
-from torchvision.models import resnet as tv_resnet, segmentation  # noqa: E402
+from torchvision.models import resnet as tv_resnet  # noqa: E402
+from torchvision.models import segmentation  # noqa: E402
 from torchvision.models._utils import IntermediateLayerGetter  # noqa: E402
 
 torch.set_num_threads(2)
@@ -68,7 +70,7 @@ def logits_errors(peer, config, kind, size, seed=0, aux_key=None) -> dict[str, f
   with torch.no_grad():
     theirs = peer(image)
   theirs = theirs if isinstance(theirs, dict) else {'out': theirs}
-  ours = jax.jit(build_model(config.model, config.data.num_classes, train=False).apply)(
+  ours = jax.jit(build_model(config, train=False).apply)(
       variables, nhwc(image))
   errors = {'logits': relative_error(ours['logits'], theirs['out'])}
   if aux_key:
@@ -224,7 +226,7 @@ def test_different_class_count_loads_everything_but_the_logits():
   assert sorted(conversion.reinit) == ['params/aux_head/logits/bias', 'params/aux_head/logits/kernel',
                                        'params/head/logits/bias', 'params/head/logits/kernel']
   assert any('data.num_classes=5' in n for n in notices)
-  model = build_model(config.model, 5, train=False)
+  model = build_model(config, train=False)
   initial = jax.jit(model.init)(jax.random.key(config.seed), jnp.zeros((1, 33, 33, 3)))
   for head in ('head', 'aux_head'):
     assert variables['params'][head]['logits']['kernel'].shape == (1, 1, 256, 5)

@@ -41,7 +41,7 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   assert f'Resuming from the checkpoint at step {killed_at}' in result.stdout
   assert f'step {killed_at + 5}/{killed_at + 10}' in result.stdout
-  assert f'step 5/' not in result.stdout  # the counter continued, it did not restart
+  assert 'step 5/' not in result.stdout  # the counter continued, it did not restart
   with open(os.path.join(workdir, 'eval', f'val_step{killed_at + 10}.json')) as f:
     results = json.load(f)
   assert 0.0 <= results['miou'] <= 1.0 and set(results['per_class_iou']) >= {'background', 'star'}

@@ -7,7 +7,7 @@ become classes 0..149 in the pipeline.
 import glob
 import os
 
-from deeplab_jax.data.voc import Split, check_exist
+from deeplab_jax.data.split import Split, check_exist
 from deeplab_jax.errors import UserError
 
 

@@ -15,6 +15,7 @@ from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from deeplab_jax.data import pipeline, synthetic, voc  # noqa: E402
+from deeplab_jax.data.split import Split  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/quickstart.py', 'Config whose data fields '
                                           '(scales, normalisation, flip) are measured.')
@@ -26,7 +27,7 @@ _BATCH = flags.DEFINE_integer('batch_size', 16, 'Images per batch.')
 _CROP = flags.DEFINE_integer('crop', 513, 'Training crop size.')
 
 
-def measure(split: voc.Split, data, threads: int, batches: int, batch_size: int):
+def measure(split: Split, data, threads: int, batches: int, batch_size: int):
   """(images per wall-clock second, images per CPU-second, cores used) with `threads` threads.
 
   The CPU figure does not depend on what else loads the machine: on C free cores the pipeline can

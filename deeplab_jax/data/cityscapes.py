@@ -6,7 +6,7 @@
 import glob
 import os
 
-from deeplab_jax.data.voc import Split, check_exist
+from deeplab_jax.data.split import Split, check_exist
 from deeplab_jax.errors import UserError
 
 _IMAGE_SUFFIX = '_leftImg8bit.png'

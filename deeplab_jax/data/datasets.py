@@ -4,6 +4,7 @@ import os
 import ml_collections
 
 from deeplab_jax.data import ade20k, cityscapes, folder, synthetic, voc
+from deeplab_jax.data.split import Split
 from deeplab_jax.errors import UserError
 
 DATASETS = ('voc', 'cityscapes', 'ade20k', 'folder', 'synthetic')
@@ -18,7 +19,7 @@ OFFICIAL_SIZES = {
 }
 
 
-def read_split(data_cfg: ml_collections.ConfigDict, split: str) -> voc.Split:
+def read_split(data_cfg: ml_collections.ConfigDict, split: str) -> Split:
   """One split of data_cfg.dataset, with the label map the dataset (or data.label_map) asks for."""
   name, root = data_cfg.dataset, data_cfg.root
   if name in ('voc', 'synthetic'):
@@ -32,10 +33,10 @@ def read_split(data_cfg: ml_collections.ConfigDict, split: str) -> voc.Split:
   else:
     raise UserError(f'Unknown dataset {name!r} (config data.dataset); known: {", ".join(DATASETS)}.')
   label_map = data_cfg.label_map or DEFAULT_LABEL_MAPS.get(name, 'identity')
-  return voc.Split(result.name, result.image_paths, result.label_paths, label_map)
+  return Split(result.name, result.image_paths, result.label_paths, label_map)
 
 
-def _voc_split(data_cfg: ml_collections.ConfigDict, split: str) -> voc.Split:
+def _voc_split(data_cfg: ml_collections.ConfigDict, split: str) -> Split:
   """A VOC-layout list; train_aug is built from VOC + SBD unless a train_aug.txt list is present."""
   ready = os.path.join(data_cfg.root, 'ImageSets', 'Segmentation', f'{split}.txt')
   if data_cfg.dataset == 'voc' and split == 'train_aug' and not os.path.isfile(ready):
@@ -43,7 +44,7 @@ def _voc_split(data_cfg: ml_collections.ConfigDict, split: str) -> voc.Split:
   return voc.read_split(data_cfg.root, split, data_cfg.label_dir)
 
 
-def check_size(data_cfg: ml_collections.ConfigDict, split: voc.Split) -> None:
+def check_size(data_cfg: ml_collections.ConfigDict, split: Split) -> None:
   """A UserError if data.expect_counts is on and split differs from its official size."""
   expected = OFFICIAL_SIZES.get(data_cfg.dataset, {}).get(split.name)
   if data_cfg.expect_counts and expected is not None and len(split) != expected:
@@ -53,7 +54,7 @@ def check_size(data_cfg: ml_collections.ConfigDict, split: voc.Split) -> None:
 
 
 def load_splits(data_cfg: ml_collections.ConfigDict, log=print,
-                check_sizes: bool = True) -> tuple[voc.Split, voc.Split]:
+                check_sizes: bool = True) -> tuple[Split, Split]:
   """(train, eval) splits of data_cfg.dataset; the synthetic dataset is generated on first use.
 
   check_sizes=False leaves the official-size check (check_size) to the caller.

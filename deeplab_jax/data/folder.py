@@ -9,7 +9,7 @@ come from the config.
 """
 import os
 
-from deeplab_jax.data.voc import Split, check_exist
+from deeplab_jax.data.split import Split, check_exist
 from deeplab_jax.errors import UserError
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')

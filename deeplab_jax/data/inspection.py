@@ -12,7 +12,7 @@ import ml_collections
 import numpy as np
 
 from deeplab_jax.data import datasets, labels, reading
-from deeplab_jax.data.voc import Split
+from deeplab_jax.data.split import Split
 from deeplab_jax.errors import UserError
 
 

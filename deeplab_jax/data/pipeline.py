@@ -15,13 +15,13 @@ full decode of the dataset before step 1; `--mode=inspect_data` is that scan, on
 """
 import dataclasses
 
+from absl import logging
 import ml_collections
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from deeplab_jax.data import labels, transforms
-from deeplab_jax.data.voc import Split
+from deeplab_jax.data.split import Split
 from deeplab_jax.errors import UserError
 
 # The pipeline runs on the host: keep TensorFlow off any accelerator JAX uses.

@@ -6,8 +6,8 @@ Pillow releases the GIL while decoding, so several pipeline threads decode in pa
 import os
 
 import numpy as np
-import scipy.io
 from PIL import Image
+import scipy.io
 
 from deeplab_jax.data.labels import INVALID
 

@@ -46,7 +46,7 @@ def load(image_path, label_path, table: np.ndarray, ignore_label: int, skip: boo
   """
   fill = (np.round(mean).astype(np.uint8), ignore_label)
   image, label, problem = tf.numpy_function(
-      lambda i, l: _load_or_placeholder(i, l, table, skip, fill), [image_path, label_path],
+      lambda img, lab: _load_or_placeholder(img, lab, table, skip, fill), [image_path, label_path],
       [tf.uint8, tf.uint8, tf.string], stateful=False)
   return tf.ensure_shape(image, [None, None, 3]), tf.ensure_shape(label, [None, None]), problem
 

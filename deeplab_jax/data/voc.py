@@ -6,25 +6,10 @@ VOC 2012 + SBD `train_aug` split.
     ROOT/ImageSets/Segmentation/<split>.txt  (one <id> per line)
     SBD/{train,val}.txt, SBD/cls/<id>.mat    (benchmark_RELEASE/dataset: GTcls.Segmentation)
 """
-import dataclasses
 import os
 
+from deeplab_jax.data.split import Split, check_exist
 from deeplab_jax.errors import UserError
-
-
-@dataclasses.dataclass(frozen=True)
-class Split:
-  """Parallel lists of image and label paths of one split.
-
-  label_map names the table (deeplab_jax.data.labels) that turns stored label values into classes.
-  """
-  name: str
-  image_paths: tuple[str, ...]
-  label_paths: tuple[str, ...]
-  label_map: str = 'identity'
-
-  def __len__(self) -> int:
-    return len(self.image_paths)
 
 
 def _layout_help(root: str, label_dir: str) -> str:
@@ -45,16 +30,6 @@ def read_ids(list_file: str, what: str) -> list[str]:
   if not ids:
     raise UserError(f'Split file {list_file} lists no images.')
   return ids
-
-
-def check_exist(split: Split, source: str, help_text: str = '') -> Split:
-  """split unchanged, or a UserError naming how many files `source` lists are missing and the first."""
-  for kind, paths in (('image', split.image_paths), ('label', split.label_paths)):
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-      raise UserError(f'{len(missing)} {kind} file(s) listed in {source} are missing, first: '
-                      f'{missing[0]}. {help_text}'.rstrip())
-  return split
 
 
 def read_split(root: str, split: str, label_dir: str = 'SegmentationClass') -> Split:

@@ -13,21 +13,21 @@ import json
 import os
 from typing import Callable
 
+from clu import metric_writers
 import jax
 import jax.numpy as jnp
-import ml_collections
-import numpy as np
-from clu import metric_writers
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
+import ml_collections
+import numpy as np
 from PIL import Image
 
+from deeplab_jax import sharding
 from deeplab_jax.data import pipeline
-from deeplab_jax.data.voc import Split
+from deeplab_jax.data.split import Split
 from deeplab_jax.evaluate import inference, metrics, visualize
 from deeplab_jax.models.deeplab import build_model
 from deeplab_jax.ops import crf
-from deeplab_jax.train import steps
 
 SCALARS = ('miou', 'pixel_accuracy', 'mean_class_accuracy', 'frequency_weighted_iou')
 
@@ -61,7 +61,7 @@ def crf_refiner(mesh: Mesh, params: crf.CRFParams, data: ml_collections.ConfigDi
     valid = ~(inference.is_padding(images) & (labels == data.ignore_label))
     return inference.crf_probabilities(probs, images, valid, data.mean, data.std, params)
 
-  split = P(steps.DATA_AXIS)
+  split = P(sharding.DATA_AXIS)
   return jax.shard_map(refine, mesh=mesh, in_specs=(split, split, split), out_specs=split,
                        check_vma=False)
 
@@ -87,8 +87,8 @@ def jit_eval_step(mesh: Mesh, model, setting: inference.Setting, num_classes: in
   step = functools.partial(eval_step, model=model, setting=setting, num_classes=num_classes,
                            ignore_label=ignore_label, refine=refine)
   # Predictions come back replicated: only the first batch's are read, and uint8 is cheap to gather.
-  return jax.jit(step, in_shardings=(steps.replicated(mesh), steps.batch_sharding(mesh)),
-                 out_shardings=(steps.replicated(mesh), steps.replicated(mesh)),
+  return jax.jit(step, in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),
+                 out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
                  compiler_options=crf.compiler_options() if refine is not None else None)
 
 
@@ -113,13 +113,13 @@ def evaluate(variables: dict, split: Split, config: ml_collections.ConfigDict, m
   setting = setting or config_setting(config)
   output_stride = output_stride or eval_output_stride(config)
   crf_params = config_crf(config) if crf_params == 'config' else crf_params
-  model = build_model(config.model, data.num_classes, train=False, output_stride=output_stride)
+  model = build_model(config, train=False, output_stride=output_stride)
   refine = crf_refiner(mesh, crf_params, data) if crf_params else None
   step_fn = jit_eval_step(mesh, model, setting, data.num_classes, data.ignore_label, refine)
   confusion = np.zeros((1 + bool(refine), data.num_classes, data.num_classes), np.int64)
   total, samples = pipeline.num_eval_batches(split, config.eval.batch_size), None
   for i, batch in enumerate(pipeline.eval_batches(split, data, config.eval.batch_size, shard)):
-    batch_confusion, predictions = step_fn(variables, steps.global_batch(batch, mesh))
+    batch_confusion, predictions = step_fn(variables, sharding.global_batch(batch, mesh))
     confusion += np.asarray(batch_confusion)
     if samples is None:
       samples = _triples(batch, np.asarray(predictions), min(config.eval.num_images, len(split)), data)

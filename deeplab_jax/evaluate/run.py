@@ -9,16 +9,16 @@ import os
 import jax
 import ml_collections
 
+from deeplab_jax import checkpoint, sharding
 from deeplab_jax.data import datasets, pipeline
-from deeplab_jax.evaluate import evaluator, export, inference, predict, restore
+from deeplab_jax.evaluate import evaluator, export, inference, predict
 from deeplab_jax.models.deeplab import build_model
-from deeplab_jax.train import steps
 
 
 def _restore(config: ml_collections.ConfigDict, workdir: str, mesh, log) -> tuple[dict, int]:
   directory = os.path.join(workdir, 'checkpoints')
-  variables, step = restore.restore_variables(directory, config, config.eval.step,
-                                              steps.replicated(mesh))
+  variables, step = checkpoint.read_variables(directory, step=config.eval.step, config=config,
+                                              sharding=sharding.replicated(mesh))
   log(f'Restored params and batch statistics of step {step} from {directory}')
   return variables, step
 
@@ -42,7 +42,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, log=pri
   Writes WORKDIR/eval/<split>_step<N>[_os<N>_<setting>].json, pictures and TensorBoard; returns the
   results.
   """
-  mesh = steps.make_mesh()
+  mesh = sharding.make_mesh()
   variables, step = _restore(config, workdir, mesh, log)
   _, split = datasets.load_splits(config.data, log)
   shard = pipeline.Shard(jax.process_index(), jax.process_count())
@@ -57,14 +57,14 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, log=pri
 
 
 def _inference_model(config: ml_collections.ConfigDict):
-  return build_model(config.model, config.data.num_classes, train=False,
+  return build_model(config, train=False,
                      output_stride=evaluator.eval_output_stride(config))
 
 
 def predict_images(config: ml_collections.ConfigDict, workdir: str, log=print) -> list[str]:
   """Label PNGs + overlays of config.predict.input in config.predict.output_dir (or WORKDIR/predict)."""
   paths = predict.list_inputs(config.predict.input)
-  mesh = steps.make_mesh(jax.local_devices()[:1])  # one image at a time: one device
+  mesh = sharding.make_mesh(jax.local_devices()[:1])  # one image at a time: one device
   variables, _ = _restore(config, workdir, mesh, log)
   crf_params = evaluator.config_crf(config)
   probs_fn = predict.make_probs_fn(_inference_model(config), variables,
@@ -81,7 +81,7 @@ def predict_images(config: ml_collections.ConfigDict, workdir: str, log=print) -
 
 def export_model(config: ml_collections.ConfigDict, workdir: str, log=print) -> str:
   """Serializes the inference function with its weights (jax.export) and returns the file's path."""
-  mesh = steps.make_mesh(jax.local_devices()[:1])
+  mesh = sharding.make_mesh(jax.local_devices()[:1])
   variables, step = _restore(config, workdir, mesh, log)
   e = config.export
   infer = export.inference_function(_inference_model(config), variables, config.data.mean,

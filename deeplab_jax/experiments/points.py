@@ -13,8 +13,8 @@ import importlib.util
 import os
 import re
 
-import ml_collections
 from absl import flags
+import ml_collections
 from ml_collections import config_flags
 
 from deeplab_jax.errors import UserError

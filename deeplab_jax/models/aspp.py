@@ -73,30 +73,31 @@ class ASPP(nn.Module):
 class DeepLabV3Head(nn.Module):
   """ASPP on the backbone's last features (+ an optional 3x3 conv), then a 1x1 classifier with bias.
 
-  post_conv adds 3x3 conv 256 -> BN -> ReLU after the ASPP projection: torchvision's DeepLabHead (an
-  ordinary conv) and segmentation_models_pytorch's DeepLabV3Plus (separable when `separable`).
+  aspp_post_conv adds 3x3 conv 256 -> BN -> ReLU after the ASPP projection: torchvision's DeepLabHead (an
+  ordinary conv) and segmentation_models_pytorch's DeepLabV3Plus (separable when `aspp_separable`).
   Returns logits [B, h, w, num_classes] at the backbone's output stride.
   """
   num_classes: int
   rates: Sequence[int]
   norm: ModuleDef
-  features: int = 256
+  aspp_features: int = 256
   image_pooling: bool = True
   dropout_rate: float = 0.1
   train: bool = False
   dtype: Any = jnp.float32
-  separable: bool = False
-  depthwise_bn: bool = True
-  post_conv: bool = False
+  aspp_separable: bool = False
+  separable_depthwise_bn: bool = True
+  aspp_post_conv: bool = False
   atrous_impl: str = 'auto'  # see ops.atrous.AtrousConv.impl
 
   def aspp(self, x: jax.Array) -> jax.Array:
-    """x [B, h, w, C] -> ASPP features [B, h, w, features] (this head's part before the classifier)."""
-    y = ASPP(self.rates, self.norm, self.features, self.image_pooling, self.dropout_rate, self.train,
-             self.dtype, self.separable, self.depthwise_bn, self.atrous_impl, name='aspp')(x)
-    if self.post_conv:
-      y = conv3x3(self.features, self.norm, 1, self.separable, self.depthwise_bn, self.dtype,
-                  name='post_conv')(y)
+    """x [B, h, w, C] -> ASPP features [B, h, w, aspp_features] (this head's part before the classifier)."""
+    y = ASPP(self.rates, self.norm, self.aspp_features, self.image_pooling, self.dropout_rate,
+             self.train, self.dtype, self.aspp_separable, self.separable_depthwise_bn,
+             self.atrous_impl, name='aspp')(x)
+    if self.aspp_post_conv:
+      y = conv3x3(self.aspp_features, self.norm, 1, self.aspp_separable, self.separable_depthwise_bn,
+                  self.dtype, name='post_conv')(y)
     return y
 
   def classify(self, y: jax.Array) -> jax.Array:
@@ -113,28 +114,29 @@ class DeepLabV3Head(nn.Module):
 class DeepLabV3PlusHead(DeepLabV3Head):
   """The v3 head's ASPP, then DeepLabv3+'s decoder on the stride-4 features, then the classifier.
 
-  Decoder: low-level features -> 1x1 conv to `low_level_features` (48) -> BN -> ReLU; concatenated with
-  the ASPP output bilinearly upsampled to their size; `decoder_convs` 3x3 convs of `features` (two in
-  the paper, one in segmentation_models_pytorch), separable when `decoder_separable`. align_corners:
-  upsample as PyTorch's align_corners=True (smp) instead of with half-pixel centres.
+  Decoder: low-level features -> 1x1 conv to `decoder_low_level_features` (48) -> BN -> ReLU;
+  concatenated with the ASPP output bilinearly upsampled to their size; `decoder_convs` 3x3 convs of
+  `aspp_features` (two in the paper, one in segmentation_models_pytorch), separable when
+  `decoder_separable`. upsample_align_corners: upsample as PyTorch's align_corners=True (smp) instead of
+  with half-pixel centres.
   Returns logits [B, H/4, W/4, num_classes].
   """
-  low_level_features: int = 48
+  decoder_low_level_features: int = 48
   decoder_convs: int = 2
   decoder_separable: bool = True
-  align_corners: bool = False
+  upsample_align_corners: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, low_level: jax.Array | None = None) -> jax.Array:
     """x [B, h, w, C], low_level [B, H/4, W/4, C'] -> logits [B, H/4, W/4, num_classes]."""
     y = self.aspp(x)
-    low = ConvBNReLU(self.low_level_features, self.norm, 1, dtype=self.dtype,
+    low = ConvBNReLU(self.decoder_low_level_features, self.norm, 1, dtype=self.dtype,
                      name='low_level_project')(low_level)
-    y = resize_bilinear(y, low.shape[1:3], self.align_corners).astype(low.dtype)
+    y = resize_bilinear(y, low.shape[1:3], self.upsample_align_corners).astype(low.dtype)
     y = jnp.concatenate([y, low], axis=-1)
     for i in range(self.decoder_convs):
-      y = conv3x3(self.features, self.norm, 1, self.decoder_separable, self.depthwise_bn, self.dtype,
-                  name=f'decoder_conv{i + 1}')(y)
+      y = conv3x3(self.aspp_features, self.norm, 1, self.decoder_separable,
+                  self.separable_depthwise_bn, self.dtype, name=f'decoder_conv{i + 1}')(y)
     return self.classify(y)
 
 

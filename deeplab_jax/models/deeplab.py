@@ -11,20 +11,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from deeplab_jax.errors import UserError
-from deeplab_jax.models import (aspp, largefov, layers, mobilenet, mobilenet_v3, resnet, vgg,
-                                xception)
+from deeplab_jax.models import aspp, backbones, largefov, layers
 
-# Feature names each backbone returns: (final features, stride-4 low-level features, aux-head input).
-FEATURE_KEYS = {
-    'resnet50': ('stage4', 'stage1', 'stage3'),
-    'resnet101': ('stage4', 'stage1', 'stage3'),
-    'vgg16': ('pool5', 'conv3', None),
-    'xception65': ('exit', 'low_level', None),
-    'mobilenetv2': ('out', 'low_level', None),
-    'mobilenetv3_large': ('out', 'low_level', 'aux'),  # aux: torchvision's, the stride-8 40-ch unit
-}
 # The output stride at which each head's atrous rates are given (the stride its paper trained at).
 RATES_REFERENCE_STRIDE = {'aspp': 16, 'largefov': 8, 'aspp_l': 8}
 
@@ -42,7 +33,8 @@ class DeepLab(nn.Module):
   statistics, no dropout): `build_model(train=...)` decides, and both apply the same variables.
 
   Attributes:
-    backbone: returns a dict of features; `feature_keys` names (final, low-level, aux) among them.
+    backbone: returns a dict of features; `feature_keys` names (final, low-level, aux) among them
+      (the backbone registry's taps).
     head: (final [B, h, w, C], low-level [B, H/4, W/4, C']) -> logits at its own stride.
     aux_head: optional classifier on the aux features (torchvision's FCNHead on ResNet stage 3 or on
       MobileNetV3-Large's first 40-channel unit).
@@ -54,17 +46,19 @@ class DeepLab(nn.Module):
   feature_keys: tuple[str, str | None, str | None]
   aux_head: nn.Module | None = None
   msc_scales: Sequence[float] = ()
-  align_corners: bool = False
+  upsample_align_corners: bool = False
 
   def single_scale(self, images: jax.Array, size: tuple[int, int]) -> dict[str, jax.Array]:
     """Logits (and aux logits) of images [B, h, w, 3] upsampled to `size`, in float32."""
     out_key, low_key, aux_key = self.feature_keys
     features = self.backbone(images)
     logits = self.head(features[out_key], features[low_key] if low_key else None)
-    outputs = {'logits': layers.resize_bilinear(logits.astype(jnp.float32), size, self.align_corners)}
+    outputs = {'logits': layers.resize_bilinear(logits.astype(jnp.float32), size,
+                                                     self.upsample_align_corners)}
     if self.aux_head is not None:
       aux = self.aux_head(features[aux_key])
-      outputs['aux'] = layers.resize_bilinear(aux.astype(jnp.float32), size, self.align_corners)
+      outputs['aux'] = layers.resize_bilinear(aux.astype(jnp.float32), size,
+                                              self.upsample_align_corners)
     return outputs
 
   @nn.compact
@@ -89,63 +83,28 @@ class DeepLab(nn.Module):
 
 ATROUS_IMPLS = ('auto', 'dilation', 'space_to_batch')
 REMAT_OPTIONS = ('none', 'backbone')
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+# Side of the dummy input shapes are inferred from: variable shapes do not depend on it, and it is a
+# multiple of every output stride with room for VGG's pools.
+SHAPE_INFERENCE_SIZE = 65
 
 
 def _atrous_impl(cfg: ml_collections.ConfigDict) -> str:
   """cfg.atrous_impl checked; 'auto' is resolved per conv (regular or depthwise) by ops.atrous."""
-  impl = cfg.get('atrous_impl', 'auto')  # configs saved before the field existed
-  if impl not in ATROUS_IMPLS:
-    raise UserError(f'model.atrous_impl={impl!r}; expected one of {", ".join(ATROUS_IMPLS)}.')
-  return impl
+  if cfg.atrous_impl not in ATROUS_IMPLS:
+    raise UserError(f'model.atrous_impl={cfg.atrous_impl!r}; expected one of '
+                    f'{", ".join(ATROUS_IMPLS)}.')
+  return cfg.atrous_impl
 
 
 def _remat(cfg: ml_collections.ConfigDict) -> bool:
   """Whether to rematerialise the backbone's units (cfg.remat == 'backbone')."""
-  remat = cfg.get('remat', 'none')
-  if remat not in REMAT_OPTIONS:
-    raise UserError(f'model.remat={remat!r}; expected one of {", ".join(REMAT_OPTIONS)}.')
-  if remat == 'backbone' and cfg.backbone == 'vgg16':
-    raise UserError("model.remat='backbone' rematerialises residual units; vgg16 has none. "
+  if cfg.remat not in REMAT_OPTIONS:
+    raise UserError(f'model.remat={cfg.remat!r}; expected one of {", ".join(REMAT_OPTIONS)}.')
+  if cfg.remat == 'backbone' and not backbones.get(cfg.backbone).residual:
+    raise UserError(f"model.remat='backbone' rematerialises residual units; {cfg.backbone} has none. "
                     "Set model.remat='none'.")
-  return remat == 'backbone'
-
-
-def _dtype(name: str) -> Any:
-  return {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}[name]
-
-
-def build_backbone(cfg: ml_collections.ConfigDict, norm: layers.ModuleDef, output_stride: int,
-                   dtype: Any) -> nn.Module:
-  """The backbone named by cfg.backbone."""
-  if cfg.backbone not in FEATURE_KEYS:
-    raise UserError(f'Unknown model.backbone {cfg.backbone!r}; known: {", ".join(FEATURE_KEYS)}.')
-  if output_stride not in (8, 16, 32):
-    raise UserError(f'output stride must be 8, 16 or 32, got {output_stride}.')
-  multi_grid = tuple(cfg.multi_grid) or None
-  impl, remat = _atrous_impl(cfg), _remat(cfg)
-  if cfg.backbone in ('resnet50', 'resnet101'):
-    blocks = tuple(cfg.resnet.blocks) or resnet.STAGE_BLOCKS[int(cfg.backbone[6:])]
-    if multi_grid and len(multi_grid) != blocks[-1]:
-      raise UserError(f'model.multi_grid {multi_grid} needs one rate per unit of the last '
-                      f'stage, which has {blocks[-1]} (model.resnet.blocks {blocks}).')
-    return resnet.ResNet(blocks, norm, output_stride, multi_grid, cfg.resnet.width, cfg.resnet.stem,
-                         cfg.resnet.dilation_style, dtype, impl, remat)
-  if multi_grid and cfg.backbone != 'xception65':
-    raise UserError(f'model.multi_grid applies to resnet and xception65 backbones, not '
-                    f'{cfg.backbone}; set model.multi_grid=().')
-  if cfg.backbone == 'xception65':
-    if multi_grid and len(multi_grid) != 3:
-      raise UserError(f'model.multi_grid {multi_grid} needs 3 rates for xception65 (one per separable '
-                      'conv of the last exit-flow block).')
-    return xception.Xception65(norm, output_stride, multi_grid, cfg.xception.middle_units, dtype, impl,
-                               remat)
-  if cfg.backbone == 'mobilenetv2':
-    return mobilenet.MobileNetV2(norm, output_stride, cfg.mobilenet.width_multiplier, dtype, impl,
-                                 remat)
-  if cfg.backbone == 'mobilenetv3_large':
-    return mobilenet_v3.MobileNetV3Large(norm, output_stride, cfg.mobilenet.width_multiplier, dtype,
-                                         impl, remat)
-  return vgg.VGG16(output_stride, dtype, impl)
+  return cfg.remat == 'backbone'
 
 
 def build_head(cfg: ml_collections.ConfigDict, num_classes: int, norm: layers.ModuleDef,
@@ -160,42 +119,58 @@ def build_head(cfg: ml_collections.ConfigDict, num_classes: int, norm: layers.Mo
     rates = (cfg.largefov_rate,) if cfg.head == 'largefov' else tuple(cfg.asppl_rates)
     return largefov.LargeFOVHead(num_classes, aspp.scale_rates(rates, output_stride, reference),
                                  cfg.fc_features, cfg.fc_dropout_rate, train, dtype, _atrous_impl(cfg))
-  options = dict(features=cfg.aspp_features, image_pooling=cfg.image_pooling,
-                 dropout_rate=cfg.dropout_rate, train=train, dtype=dtype, separable=cfg.aspp_separable,
-                 depthwise_bn=cfg.separable_depthwise_bn, post_conv=cfg.aspp_post_conv,
-                 atrous_impl=_atrous_impl(cfg))
+  options = dict(aspp_features=cfg.aspp_features, image_pooling=cfg.image_pooling,
+                 dropout_rate=cfg.dropout_rate, train=train, dtype=dtype,
+                 aspp_separable=cfg.aspp_separable, separable_depthwise_bn=cfg.separable_depthwise_bn,
+                 aspp_post_conv=cfg.aspp_post_conv, atrous_impl=_atrous_impl(cfg))
   rates = aspp.scale_rates(cfg.aspp_rates, output_stride, reference)
   if cfg.decoder:
     return aspp.DeepLabV3PlusHead(num_classes, rates, norm, **options,
-                                  low_level_features=cfg.decoder_low_level_features,
+                                  decoder_low_level_features=cfg.decoder_low_level_features,
                                   decoder_convs=cfg.decoder_convs,
                                   decoder_separable=cfg.decoder_separable,
-                                  align_corners=cfg.upsample_align_corners)
+                                  upsample_align_corners=cfg.upsample_align_corners)
   return aspp.DeepLabV3Head(num_classes, rates, norm, **options)
 
 
-def build_model(model_cfg: ml_collections.ConfigDict, num_classes: int, train: bool,
-                output_stride: int | None = None, axis_name: str | None = None) -> DeepLab:
-  """The DeepLab of `model_cfg` at `output_stride` (default: the config's training stride).
+def build_model(config: ml_collections.ConfigDict, *, train: bool, output_stride: int | None = None,
+                axis_name: str | None = None) -> DeepLab:
+  """The DeepLab of a whole config (config.model, config.data.num_classes) at `output_stride`.
 
-  The weights do not depend on the output stride, so a model trained at OS 16 evaluates at OS 8 by
-  building it again with output_stride=8 and applying the same variables.
+  Args:
+    config: a run config (configs/base.py's tree).
+    train: a training model (batch statistics, dropout) or an inference one.
+    output_stride: default config.model.output_stride. The weights do not depend on it, so a model
+      trained at OS 16 evaluates at OS 8 by building it again with output_stride=8.
+    axis_name: the pmap axis BatchNorm reduces over, under the pmap front.
   """
-  output_stride = output_stride or model_cfg.output_stride
-  dtype = _dtype(model_cfg.dtype)
-  norm = layers.make_norm(train, model_cfg.bn_momentum, model_cfg.bn_epsilon, dtype,
-                          frozen=not model_cfg.fine_tune_batch_norm, axis_name=axis_name)
-  backbone = build_backbone(model_cfg, norm, output_stride, dtype)
-  head = build_head(model_cfg, num_classes, norm, output_stride, train, dtype)
-  keys = FEATURE_KEYS[model_cfg.backbone]
+  cfg, num_classes = config.model, config.data.num_classes
+  output_stride = output_stride or cfg.output_stride
+  dtype = DTYPES[cfg.dtype]
+  norm = layers.make_norm(train, cfg.bn_momentum, cfg.bn_epsilon, dtype,
+                          frozen=not cfg.fine_tune_batch_norm, axis_name=axis_name)
+  entry = backbones.get(cfg.backbone)
+  backbone = backbones.build(cfg, backbones.Context(norm, output_stride, dtype, _atrous_impl(cfg),
+                                                    _remat(cfg)))
+  head = build_head(cfg, num_classes, norm, output_stride, train, dtype)
   aux_head = None
-  if model_cfg.aux_head:
-    if keys[2] is None:
+  if cfg.aux_head:
+    if entry.aux is None:
+      with_aux = [name for name, b in backbones.BACKBONES.items() if b.aux]
       raise UserError(f'model.aux_head sits on ResNet stage 3 or on MobileNetV3-Large\'s stride-8 '
-                      f'features; backbone {model_cfg.backbone!r} has neither. Set '
-                      'model.aux_head=False or use resnet50, resnet101 or mobilenetv3_large.')
-    aux_head = aspp.FCNHead(num_classes, norm, model_cfg.aux_dropout_rate, train, dtype)
-  if any(not 0 < s <= 4 for s in model_cfg.msc_scales):
-    raise UserError(f'model.msc_scales must be in (0, 4], got {tuple(model_cfg.msc_scales)}.')
-  return DeepLab(backbone, head, keys, aux_head, tuple(model_cfg.msc_scales),
-                 model_cfg.upsample_align_corners)
+                      f'features; backbone {cfg.backbone!r} has neither. Set '
+                      f'model.aux_head=False or use one of {", ".join(with_aux)}.')
+    aux_head = aspp.FCNHead(num_classes, norm, cfg.aux_dropout_rate, train, dtype)
+  if any(not 0 < s <= 4 for s in cfg.msc_scales):
+    raise UserError(f'model.msc_scales must be in (0, 4], got {tuple(cfg.msc_scales)}.')
+  return DeepLab(backbone, head, entry.feature_keys, aux_head, tuple(cfg.msc_scales),
+                 cfg.upsample_align_corners)
+
+
+def variable_shapes(config: ml_collections.ConfigDict, *, train: bool = False) -> dict:
+  """The model's variables ({'params', 'batch_stats'}; {} batch_stats without BatchNorm) as
+  ShapeDtypeStructs, computing nothing."""
+  model = build_model(config, train=train)
+  images = jax.ShapeDtypeStruct((1, SHAPE_INFERENCE_SIZE, SHAPE_INFERENCE_SIZE, 3), np.float32)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), images)
+  return {'params': shapes['params'], 'batch_stats': shapes.get('batch_stats', {})}

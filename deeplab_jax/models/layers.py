@@ -6,9 +6,13 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from deeplab_jax.errors import UserError
 from deeplab_jax.ops.atrous import AtrousConv, AtrousDepthwiseConv
 
 ModuleDef = Callable[..., nn.Module]
+
+
+OUTPUT_STRIDES = (8, 16, 32)
 
 
 def atrous_plan(strides: Sequence[int], input_stride: int, output_stride: int, *,
@@ -26,6 +30,8 @@ def atrous_plan(strides: Sequence[int], input_stride: int, output_stride: int, *
   >>> atrous_plan((1, 2, 2, 2), 4, 8, dilate_first=False)
   [(1, 1), (2, 1), (1, 1), (1, 2)]
   """
+  if output_stride not in OUTPUT_STRIDES:
+    raise UserError(f'output stride must be one of {OUTPUT_STRIDES}, got {output_stride}.')
   current, rate, plan = input_stride, 1, []
   for stride in strides:
     if current * stride > output_stride:

@@ -32,8 +32,6 @@ def unit_strides_and_rates(output_stride: int) -> list[list[tuple[int, int]]]:
   >>> unit_strides_and_rates(8)[3:5]
   [[(1, 1), (1, 2), (1, 2), (1, 2)], [(1, 2), (1, 2), (1, 2)]]
   """
-  if output_stride not in (8, 16, 32):
-    raise ValueError(f'MobileNetV2 output_stride must be 8, 16 or 32, got {output_stride}')
   strides = [stage_stride if u == 0 else 1 for *_, units, stage_stride in MOBILENETV2_STAGES
              for u in range(units)]
   plan = iter(atrous_plan(strides, 2, output_stride, dilate_first=False))

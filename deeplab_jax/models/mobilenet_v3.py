@@ -62,8 +62,6 @@ def unit_strides_and_rates(output_stride: int) -> list[tuple[int, int]]:
   >>> unit_strides_and_rates(16)[11:]
   [(1, 1), (1, 2), (1, 2), (1, 2)]
   """
-  if output_stride not in (8, 16, 32):
-    raise ValueError(f'MobileNetV3 output_stride must be 8, 16 or 32, got {output_stride}')
   return atrous_plan([unit[-1] for unit in MOBILENETV3_LARGE_UNITS], 2, output_stride,
                      dilate_first=True)
 

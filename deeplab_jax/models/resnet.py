@@ -24,8 +24,6 @@ def stage_strides_and_rates(output_stride: int) -> list[tuple[int, int]]:
   >>> stage_strides_and_rates(8)
   [(1, 1), (2, 1), (1, 2), (1, 4)]
   """
-  if output_stride not in (4, 8, 16, 32):
-    raise ValueError(f'output_stride must be 8, 16 or 32 (4 also works), got {output_stride}')
   return atrous_plan(STAGE_STRIDES, STEM_STRIDE, output_stride, dilate_first=True)
 
 

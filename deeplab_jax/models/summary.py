@@ -99,7 +99,7 @@ def format_summary(summary: dict, title: str = '') -> str:
 def config_summary(config: ml_collections.ConfigDict, depth: int = 2) -> str:
   """The table for the inference model of `config` at its crop size and training output stride."""
   from deeplab_jax.models.deeplab import build_model  # deeplab imports the model modules this one counts
-  model = build_model(config.model, config.data.num_classes, train=False)
+  model = build_model(config, train=False)
   size = config.data.crop_size
   title = (f'{config.model.backbone} + {config.model.head}{" + decoder" if config.model.decoder else ""}'
            f', output stride {config.model.output_stride}, {size}x{size} input, '

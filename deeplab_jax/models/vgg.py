@@ -10,6 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from deeplab_jax.models.layers import atrous_plan
 from deeplab_jax.ops.atrous import AtrousConv
 
 # (convs, channels) of the five blocks; each block ends in a 3x3 max pool of stride 2 (or 1, see above).
@@ -22,17 +23,7 @@ def pool_strides_and_rates(output_stride: int) -> list[tuple[int, int]]:
   >>> pool_strides_and_rates(8)
   [(2, 1), (2, 1), (2, 1), (1, 1), (1, 2)]
   """
-  if output_stride not in (8, 16, 32):
-    raise ValueError(f'VGG output_stride must be 8, 16 or 32, got {output_stride}')
-  current, rate, out = 1, 1, []
-  for _ in VGG16_BLOCKS:
-    if current * 2 > output_stride:
-      out.append((1, rate))
-      rate *= 2
-    else:
-      current *= 2
-      out.append((2, rate))
-  return out
+  return atrous_plan((2,) * len(VGG16_BLOCKS), 1, output_stride, dilate_first=False)
 
 
 class VGG16(nn.Module):

@@ -11,8 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from deeplab_jax.models.layers import (ConvBNReLU, ModuleDef, SeparableConvBNReLU, atrous_plan,
-                                       remat_unit)
+from deeplab_jax.models.layers import ConvBNReLU, ModuleDef, SeparableConvBNReLU, atrous_plan, remat_unit
 
 # (name, depths of the 3 separable convs, shortcut, stride, units, ReLU inside the separable convs).
 XCEPTION65_BLOCKS = (
@@ -33,8 +32,6 @@ def block_strides_and_rates(output_stride: int) -> list[tuple[int, int]]:
   >>> block_strides_and_rates(16)
   [(2, 1), (2, 1), (2, 1), (1, 1), (1, 1), (1, 2)]
   """
-  if output_stride not in (8, 16, 32):
-    raise ValueError(f'Xception output_stride must be 8, 16 or 32, got {output_stride}')
   return atrous_plan([block[-3] for block in XCEPTION65_BLOCKS], STEM_STRIDE, output_stride,
                      dilate_first=False)
 

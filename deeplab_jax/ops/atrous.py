@@ -4,8 +4,8 @@ Atrous convolution samples its input with holes: a k x k kernel at rate r reads 
 (k - 1) * r + 1 pixels per side with only k * k weights. Two ways to compute it, same numbers:
 
 - 'dilation': `lax.conv_general_dilated` with `rhs_dilation=(r, r)`, in NHWC / HWIO layout. XLA may
-  lower this on some backends by zero-padding the kernel to (k - 1) * r + 1 taps per side, which makes large rates
-  very slow (SPEC, "Known traps").
+  lower this on some backends by zero-padding the kernel to (k - 1) * r + 1 taps per side, which makes
+  large rates very slow.
 - 'space_to_batch': DeepLab v2 §3.1. The r * r phase sub-images x[p::r, q::r] go into the batch, a dense
   (rate 1) conv runs on them, and the outputs are interleaved back. Only k * k taps are ever computed.
 
@@ -15,8 +15,8 @@ import math
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 from jax import lax
+import jax.numpy as jnp
 
 _DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
 IMPLS = ('dilation', 'space_to_batch')

@@ -24,9 +24,9 @@ import math
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
+from jax import lax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 # pydensecrf.utils.unary_from_softmax clips probabilities to [1e-5, 1] before -log.
 _PROB_CLIP = 1e-5

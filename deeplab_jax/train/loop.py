@@ -3,12 +3,12 @@ import os
 import signal
 import time
 
+from clu import metric_writers, metrics
 import flax
 import jax
 import ml_collections
-from clu import metric_writers, metrics
 
-from deeplab_jax import checkpoint
+from deeplab_jax import checkpoint, sharding
 from deeplab_jax.checkpoint import Checkpointer
 from deeplab_jax.data import datasets, pipeline
 from deeplab_jax.errors import UserError
@@ -23,17 +23,6 @@ class TrainMetrics(metrics.Collection):
   loss: metrics.Average.from_output('loss')
   grad_norm: metrics.Average.from_output('grad_norm')
   learning_rate: metrics.LastValue.from_output('learning_rate')
-
-
-def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
-  """Creates workdir (or says why it can't) and writes the resolved config to WORKDIR/config.json."""
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    if jax.process_index() == 0:
-      with open(os.path.join(workdir, 'config.json'), 'w') as f:
-        f.write(config.to_json(indent=1))
-  except OSError as e:
-    raise UserError(f'Cannot write to workdir {workdir}: {e.strerror}. Pass a writable --workdir.') from e
 
 
 class StopRequest:
@@ -75,7 +64,7 @@ class Progress:
 
 def init_state(config: ml_collections.ConfigDict, mesh, rng):
   """A fresh train state of the config's training model, replicated over mesh."""
-  return state_lib.init_state(config, steps.replicated(mesh), rng)
+  return state_lib.init_state(config, sharding.replicated(mesh), rng)
 
 
 def initial_state(config: ml_collections.ConfigDict, mesh, rng, log=print):
@@ -87,10 +76,10 @@ def initial_state(config: ml_collections.ConfigDict, mesh, rng, log=print):
   state = init_state(config, mesh, rng)
   if not config.train.init_checkpoint:
     return state
-  loaded = checkpoint.read_variables(config.train.init_checkpoint)
+  loaded, _ = checkpoint.read_variables(config.train.init_checkpoint)
   prefixes = tuple(config.train.last_layers) if config.train.reinit_head_on_mismatch else ()
   merged = checkpoint.merge_variables(state.variables(), loaded, prefixes)
-  merged = jax.device_put(merged, steps.replicated(mesh))
+  merged = jax.device_put(merged, sharding.replicated(mesh))
   log(f'Initialised from {config.train.init_checkpoint}')
   return state.replace(params=merged['params'], batch_stats=merged['batch_stats'])
 
@@ -102,7 +91,7 @@ def make_front(config: ml_collections.ConfigDict, mesh):
   if config.parallelism == 'jit':
     return steps.JitFront(mesh, options)
   if config.parallelism == 'pmap':
-    model = build_model(config.model, config.data.num_classes, train=True, axis_name=steps.PMAP_AXIS)
+    model = build_model(config, train=True, axis_name=steps.PMAP_AXIS)
     return steps.PmapFront(mesh, options, model)
   raise UserError(f"Unknown parallelism {config.parallelism!r}; known: 'jit', 'pmap'.")
 
@@ -115,11 +104,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, log=prin
   """
   if jax.process_index() > 0:
     log = lambda *_: None  # noqa: E731
-  prepare_workdir(workdir, config)
+  checkpoint.prepare_workdir(workdir, config)
   train_split, eval_split = datasets.load_splits(config.data, log)
   log(f'Data: {len(train_split)} train images ({config.data.train_split}), {len(eval_split)} eval '
       f'images ({config.data.eval_split}) from {config.data.root}')
-  mesh = steps.make_mesh()
+  mesh = sharding.make_mesh()
   shard = pipeline.Shard(jax.process_index(), jax.process_count())
   init_rng, dropout_rng = jax.random.split(jax.random.key(config.seed))
   checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints'), config.train.keep_checkpoints,

@@ -3,13 +3,13 @@ import functools
 from typing import Any
 
 import flax.linen as nn
+from flax.training import train_state
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
-from flax.training import train_state
 
-from deeplab_jax.models.deeplab import build_model
+from deeplab_jax.models.deeplab import SHAPE_INFERENCE_SIZE, build_model
 from deeplab_jax.train import optimizer
 
 
@@ -22,7 +22,7 @@ class TrainState(train_state.TrainState):
 
 
 def create_train_state(rng: jax.Array, model: nn.Module, tx: optax.GradientTransformation,
-                       image_size: int) -> TrainState:
+                       image_size: int = SHAPE_INFERENCE_SIZE) -> TrainState:
   """A fresh state; variables are initialised on a [1, S, S, 3] batch (their shapes don't depend on S)."""
   variables = model.init(rng, jnp.zeros((1, image_size, image_size, 3), jnp.float32))
   return TrainState.create(apply_fn=model.apply, params=variables['params'], tx=tx,
@@ -32,7 +32,7 @@ def create_train_state(rng: jax.Array, model: nn.Module, tx: optax.GradientTrans
 def init_state(config: ml_collections.ConfigDict, sharding: jax.sharding.Sharding,
                rng: jax.Array) -> TrainState:
   """A fresh train state of the config's training model, placed with `sharding` (e.g. replicated)."""
-  model = build_model(config.model, config.data.num_classes, train=True)
+  model = build_model(config, train=True)
   tx = optimizer.create_optimizer(config.train)
-  init = functools.partial(create_train_state, model=model, tx=tx, image_size=config.data.crop_size)
+  init = functools.partial(create_train_state, model=model, tx=tx)
   return jax.jit(init, out_shardings=sharding)(rng)

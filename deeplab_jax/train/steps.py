@@ -14,33 +14,18 @@ from typing import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 import ml_collections
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from deeplab_jax import sharding
 from deeplab_jax.errors import UserError
-from deeplab_jax.evaluate import metrics
 from deeplab_jax.train import losses
 from deeplab_jax.train.state import TrainState
 
-DATA_AXIS = 'data'
 PMAP_AXIS = 'batch'
-
-
-def make_mesh(devices=None) -> Mesh:
-  """A 1-D mesh over all (or the given) devices, axis 'data', with automatic (GSPMD) sharding."""
-  devices = jax.devices() if devices is None else devices
-  return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices,
-                       axis_types=(jax.sharding.AxisType.Auto,))
-
-
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-  return NamedSharding(mesh, P(DATA_AXIS))
-
-
-def replicated(mesh: Mesh) -> NamedSharding:
-  return NamedSharding(mesh, P())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,15 +41,15 @@ class StepOptions:
   aux_loss_weight: float = 0.5  # weight of the auxiliary head's loss, when the model has one
 
 
-def step_options(config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule,
-                 axis_name: str | None = None) -> StepOptions:
+def step_options(config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule) -> StepOptions:
+  """The StepOptions of a config (axis_name stays None: the pmap front sets it)."""
   train = config.train
   weights = tuple(train.class_weights) or None
   if weights is not None and len(weights) != config.data.num_classes:
     raise UserError(f'train.class_weights has {len(weights)} values; data.num_classes is '
                     f'{config.data.num_classes}. Give one weight per class, or () for none.')
   return StepOptions(config.data.ignore_label, learning_rate_fn, train.grad_accum_steps, weights,
-                     train.top_k_percent, train.hard_mining_steps, axis_name, train.aux_loss_weight)
+                     train.top_k_percent, train.hard_mining_steps, None, train.aux_loss_weight)
 
 
 def _psum(x, axis_name):
@@ -137,8 +122,9 @@ def check_batch_size(batch_size: int, grad_accum_steps: int, num_devices: int) -
 def jit_train_step(mesh: Mesh, options: StepOptions) -> Callable:
   """train_step jitted over mesh: state replicated, batch split on 'data'; the old state is donated."""
   step = functools.partial(train_step, options=options)
-  return jax.jit(step, in_shardings=(replicated(mesh), batch_sharding(mesh), replicated(mesh)),
-                 out_shardings=(replicated(mesh), replicated(mesh)), donate_argnums=0)
+  state, batch = sharding.replicated(mesh), sharding.batch_sharding(mesh)
+  return jax.jit(step, in_shardings=(state, batch, state), out_shardings=(state, state),
+                 donate_argnums=0)
 
 
 def pmap_train_step(options: StepOptions) -> Callable:
@@ -162,7 +148,7 @@ class JitFront:
     return state
 
   def put_batch(self, local_batch: dict) -> dict:
-    return global_batch(local_batch, self.mesh)
+    return sharding.global_batch(local_batch, self.mesh)
 
   def metrics(self, step_metrics: dict) -> dict:
     return step_metrics
@@ -182,14 +168,15 @@ class PmapFront:
   def put_state(self, state: TrainState) -> TrainState:
     state = state.replace(apply_fn=self.model.apply)
     n, host = len(self.devices), jax.device_get(state)
-    sharding = NamedSharding(Mesh(np.array(self.devices), (PMAP_AXIS,)), P(PMAP_AXIS))
-    return jax.tree.map(lambda x: jax.device_put(np.stack([x] * n), sharding), host)
+    split = NamedSharding(Mesh(np.array(self.devices), (PMAP_AXIS,)), P(PMAP_AXIS))
+    return jax.tree.map(lambda x: jax.device_put(np.stack([x] * n), split), host)
 
   def get_state(self, state: TrainState) -> TrainState:
     """The first replica as a global array replicated over the mesh (the jit front's form)."""
     first = jax.tree.map(lambda x: np.asarray(x.addressable_shards[0].data)[0], state)
-    sharding = replicated(self.mesh)
-    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x, x.shape), first)
+    everywhere = sharding.replicated(self.mesh)
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(everywhere, x, x.shape),
+                        first)
 
   def put_batch(self, local_batch: dict) -> dict:
     n = len(self.devices)
@@ -197,22 +184,3 @@ class PmapFront:
 
   def metrics(self, step_metrics: dict) -> dict:
     return jax.tree.map(lambda x: x[0], step_metrics)  # psum'd: equal on every device
-
-
-def eval_step(variables: dict, batch: dict, *, model: nn.Module, num_classes: int,
-              ignore_label: int) -> jax.Array:
-  """Confusion matrix [C, C] (rows: label, columns: prediction) of one batch."""
-  logits = model.apply(variables, batch['image'])['logits']
-  return metrics.confusion_matrix(batch['label'], jnp.argmax(logits, -1), num_classes, ignore_label)
-
-
-def jit_eval_step(mesh: Mesh, model: nn.Module, num_classes: int, ignore_label: int) -> Callable:
-  step = functools.partial(eval_step, model=model, num_classes=num_classes, ignore_label=ignore_label)
-  return jax.jit(step, in_shardings=(replicated(mesh), batch_sharding(mesh)),
-                 out_shardings=replicated(mesh))
-
-
-def global_batch(local_batch: dict, mesh: Mesh) -> dict:
-  """Each process's local numpy batch -> one global array per key, split over the mesh."""
-  sharding = batch_sharding(mesh)
-  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local_batch.items()}

@@ -12,6 +12,8 @@ import jax
 import numpy as np
 import pytest
 
+from deeplab_jax import sharding
+from deeplab_jax.evaluate import evaluator, inference
 from deeplab_jax.models.deeplab import build_model
 from deeplab_jax.train import loop, optimizer, steps
 
@@ -46,13 +48,13 @@ def test_every_experiment_config_is_tested():
 def test_config_trains_one_step_and_evaluates_at_another_stride(name):
   config = shrink(importlib.import_module(f'configs.{name}').get_config())
   num_classes = config.data.num_classes
-  mesh = steps.make_mesh()
+  mesh = sharding.make_mesh()
   assert mesh.size == 8
   state = loop.init_state(config, mesh, jax.random.key(0))
   rng = np.random.default_rng(0)
   labels = rng.integers(0, num_classes, size=(8, CROP, CROP)).astype(np.int32)
   labels[:, :3] = config.data.ignore_label
-  batch = steps.global_batch({'image': rng.normal(size=(8, CROP, CROP, 3)).astype(np.float32),
+  batch = sharding.global_batch({'image': rng.normal(size=(8, CROP, CROP, 3)).astype(np.float32),
                               'label': labels}, mesh)
   step = steps.jit_train_step(mesh, steps.step_options(config, optimizer.poly_schedule(config.train)))
   new_state, metrics = step(state, batch, jax.random.key(1))
@@ -62,7 +64,7 @@ def test_config_trains_one_step_and_evaluates_at_another_stride(name):
   eval_stride = config.model.eval_output_stride
   eval_stride = eval_stride if eval_stride and eval_stride != train_stride else (16 if train_stride == 8
                                                                                  else 8)
-  model = build_model(config.model, num_classes, train=False, output_stride=eval_stride)
-  confusion = steps.jit_eval_step(mesh, model, num_classes, config.data.ignore_label)(
-      new_state.variables(), batch)
+  model = build_model(config, train=False, output_stride=eval_stride)
+  confusion, _ = evaluator.jit_eval_step(mesh, model, inference.Setting((1.0,), False), num_classes,
+                                         config.data.ignore_label)(new_state.variables(), batch)
   assert int(np.asarray(confusion).sum()) == int((labels != config.data.ignore_label).sum())

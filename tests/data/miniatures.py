@@ -2,9 +2,9 @@
 import os
 
 import numpy as np
+from PIL import Image
 import scipy.io
 import scipy.sparse
-from PIL import Image
 
 from deeplab_jax.data.palette import voc_palette
 

@@ -82,6 +82,7 @@ def test_list_file_naming_a_missing_image(tmp_path):
 
 def test_mat_file_without_gtcls_is_named(tmp_path):
   import scipy.io
+
   from deeplab_jax.data import reading
   path = str(tmp_path / 'x.mat')
   scipy.io.savemat(path, {'GTinst': {'Segmentation': np.zeros((4, 4), np.uint8)}})

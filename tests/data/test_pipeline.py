@@ -1,12 +1,12 @@
 """Synthetic dataset, VOC-layout reader and the tf.data pipeline."""
-import os
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 from scipy.ndimage import binary_erosion
 
 from deeplab_jax.data import datasets, pipeline, synthetic, voc
+from deeplab_jax.data.split import Split
 from deeplab_jax.errors import UserError
 from tests.conftest import tiny_config
 
@@ -125,7 +125,7 @@ def test_rgb_mask_is_refused_with_its_path(tmp_path, synthetic_root):
   split = voc.read_split(synthetic_root, 'val')
   bad = tmp_path / 'rgb.png'
   Image.open(split.label_paths[0]).convert('RGB').save(bad)
-  broken = voc.Split('val', split.image_paths[:1], (str(bad),))
+  broken = Split('val', split.image_paths[:1], (str(bad),))
   with pytest.raises(UserError, match='rgb.png.*RGB'):
     next(pipeline.eval_batches(broken, data_config(synthetic_root), global_batch=1))
 

@@ -11,7 +11,7 @@ from tests.conftest import tiny_config
 def tiny_model():
   """(inference model at OS 16, its variables) with non-trivial BatchNorm statistics."""
   config = tiny_config()
-  model = build_model(config.model, config.data.num_classes, train=False)
+  model = build_model(config, train=False)
   variables = jax.jit(model.init)(jax.random.key(0), np.zeros((1, 48, 48, 3), np.float32))
   # Random moving statistics and a tilted classifier: fresh ones would make every class almost equally
   # likely, and argmax comparisons would hinge on rounding.

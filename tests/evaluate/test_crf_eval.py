@@ -5,10 +5,10 @@ import jax
 import numpy as np
 import pytest
 
+from deeplab_jax import sharding
 from deeplab_jax.data import pipeline, synthetic, voc
 from deeplab_jax.evaluate import evaluator, inference, metrics, predict
 from deeplab_jax.ops import crf
-from deeplab_jax.train import steps
 from tests.conftest import final_eval, run_main, tiny_config
 
 COARSE_STRIDE = 32
@@ -70,7 +70,7 @@ def test_crf_sharpens_blurred_labels(val_root):
   data = config.data
   data.eval_size = 144
   split = voc.read_split(val_root, 'val', 'SegmentationClass')
-  mesh = steps.make_mesh()
+  mesh = sharding.make_mesh()
   refine = jax.jit(evaluator.crf_refiner(mesh, crf.from_config(config.crf), data))
   confusion = np.zeros((2, data.num_classes, data.num_classes), np.int64)
   for batch in pipeline.eval_batches(split, data, config.eval.batch_size):
@@ -88,8 +88,8 @@ def test_eval_json_holds_results_with_and_without_crf(tiny, synthetic_root, tmp_
   config, _, variables = tiny
   config.data.root = synthetic_root
   split = voc.read_split(synthetic_root, 'val', 'SegmentationClass')
-  mesh = steps.make_mesh()
-  variables = jax.device_put(variables, steps.replicated(mesh))
+  mesh = sharding.make_mesh()
+  variables = jax.device_put(variables, sharding.replicated(mesh))
   plain = evaluator.evaluate(variables, split, config, mesh, log=lambda _: None)
   assert 'crf' not in plain
   config.crf.enabled, config.crf.iterations = True, 3

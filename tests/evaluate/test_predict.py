@@ -2,8 +2,8 @@
 import os
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
 from deeplab_jax.errors import UserError
 from deeplab_jax.evaluate import inference, predict

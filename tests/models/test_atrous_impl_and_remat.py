@@ -13,8 +13,10 @@ from tests.conftest import tiny_config
 
 
 def tiny_model_config(backbone='resnet101', impl='dilation', remat='none'):
-  """A tiny OS 8 model, so the backbone and head have rates > 1 (ResNet stages 3 and 4: 2 and 4)."""
+  """A tiny OS 8 model of 5 classes, so the backbone and head have rates > 1 (ResNet stages 3 and 4:
+  2 and 4)."""
   config = tiny_config()
+  config.data.num_classes = 5
   model = config.model
   model.backbone, model.output_stride, model.atrous_impl, model.remat = backbone, 8, impl, remat
   model.resnet.blocks, model.multi_grid = (1, 1, 1, 1), ()
@@ -25,12 +27,12 @@ def tiny_model_config(backbone='resnet101', impl='dilation', remat='none'):
     model.head, model.multi_grid, model.fc_features = 'largefov', (), 16
   elif backbone == 'xception65':
     model.multi_grid, model.aspp_separable = (1, 2, 4), True
-  return model
+  return config
 
 
-def dilated_conv_rates(model_cfg, size=33):
+def dilated_conv_rates(config, size=33):
   """rhs_dilation rates > 1 in the jaxpr of the inference model's forward pass (nothing is computed)."""
-  model = build_model(model_cfg, 5, train=False)
+  model = build_model(config, train=False)
   images = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
   variables = jax.eval_shape(model.init, jax.random.key(0), images)
   text = str(jax.make_jaxpr(model.apply)(variables, images))
@@ -47,8 +49,8 @@ def test_space_to_batch_reaches_every_atrous_conv(backbone):
 
 def test_space_to_batch_model_gives_the_same_logits():
   images = jax.random.normal(jax.random.key(1), (2, 48, 48, 3))
-  dilation = build_model(tiny_model_config(impl='dilation'), 5, train=False)
-  s2b = build_model(tiny_model_config(impl='space_to_batch'), 5, train=False)
+  dilation = build_model(tiny_model_config(impl='dilation'), train=False)
+  s2b = build_model(tiny_model_config(impl='space_to_batch'), train=False)
   variables = jax.jit(dilation.init)(jax.random.key(0), images)
   expected = jax.jit(dilation.apply)(variables, images)['logits']
   got = jax.jit(s2b.apply)(variables, images)['logits']  # the impls share parameters
@@ -61,7 +63,7 @@ def test_auto_resolves_to_the_platform_default():
 
 
 def loss_and_grads(remat, images, labels, params, batch_stats):
-  model = build_model(tiny_model_config(remat=remat), 5, train=True)
+  model = build_model(tiny_model_config(remat=remat), train=True)
 
   def loss_fn(p):
     outputs, _ = model.apply({'params': p, 'batch_stats': batch_stats}, images,
@@ -74,10 +76,10 @@ def loss_and_grads(remat, images, labels, params, batch_stats):
 def test_remat_gives_the_same_loss_and_grads():
   images = jax.random.normal(jax.random.key(1), (2, 48, 48, 3))
   labels = jax.random.randint(jax.random.key(3), (2, 48, 48), 0, 5)
-  plain = build_model(tiny_model_config(remat='none'), 5, train=True)
+  plain = build_model(tiny_model_config(remat='none'), train=True)
   variables = jax.jit(plain.init)(jax.random.key(0), images)
   remat_variables = jax.eval_shape(
-      build_model(tiny_model_config(remat='backbone'), 5, train=True).init, jax.random.key(0), images)
+      build_model(tiny_model_config(remat='backbone'), train=True).init, jax.random.key(0), images)
   assert jax.tree.structure(remat_variables) == jax.tree.structure(variables)  # same names
   loss, grads = loss_and_grads('none', images, labels, variables['params'], variables['batch_stats'])
   remat_loss, remat_grads = loss_and_grads('backbone', images, labels, variables['params'],
@@ -87,8 +89,7 @@ def test_remat_gives_the_same_loss_and_grads():
 
 
 def test_remat_is_in_the_graph():
-  model_cfg = tiny_model_config(remat='backbone')
-  model = build_model(model_cfg, 5, train=True)
+  model = build_model(tiny_model_config(remat='backbone'), train=True)
   images = jax.ShapeDtypeStruct((1, 33, 33, 3), jnp.float32)
   variables = jax.eval_shape(model.init, jax.random.key(0), images)
   apply = lambda v, x: model.apply(v, x, mutable=['batch_stats'], rngs={'dropout': jax.random.key(0)})
@@ -97,12 +98,12 @@ def test_remat_is_in_the_graph():
 
 @pytest.mark.parametrize('field,value', [('atrous_impl', 'zero_padded'), ('remat', 'everything')])
 def test_bad_values_are_user_errors(field, value):
-  model_cfg = tiny_model_config()
-  model_cfg[field] = value
+  config = tiny_model_config()
+  config.model[field] = value
   with pytest.raises(UserError, match=field):
-    build_model(model_cfg, 5, train=False)
+    build_model(config, train=False)
 
 
 def test_remat_on_vgg_is_a_user_error():
   with pytest.raises(UserError, match='vgg16'):
-    build_model(tiny_model_config('vgg16', remat='backbone'), 5, train=False)
+    build_model(tiny_model_config('vgg16', remat='backbone'), train=False)

@@ -62,12 +62,12 @@ def tiny_v2_config(msc=()):
   model.head, model.fc_features, model.multi_grid, model.output_stride = 'aspp_l', 0, (), 8
   model.resnet.blocks = (1, 1, 1, 1)
   model.msc_scales = msc
+  config.data.num_classes = 6
   return config
 
 
 def test_asppl_logits_are_the_sum_of_its_branches():
-  config = tiny_v2_config()
-  model = build_model(config.model, 6, train=False)
+  model = build_model(tiny_v2_config(), train=False)
   x = jax.random.normal(jax.random.key(0), (1, 33, 33, 3))
   variables = model.init(jax.random.key(1), x)
   total = model.apply(variables, x)['logits']
@@ -82,8 +82,8 @@ def test_asppl_logits_are_the_sum_of_its_branches():
 
 
 def test_msc_fuses_by_max_of_the_scales_upsampled_logits():
-  msc_model = build_model(tiny_v2_config((1.0, 0.75, 0.5)).model, 6, train=False)
-  single = build_model(tiny_v2_config().model, 6, train=False)
+  msc_model = build_model(tiny_v2_config((1.0, 0.75, 0.5)), train=False)
+  single = build_model(tiny_v2_config(), train=False)
   x = jax.random.normal(jax.random.key(0), (2, 41, 41, 3))
   variables = msc_model.init(jax.random.key(1), x)
   out = msc_model.apply(variables, x)
@@ -119,7 +119,8 @@ def test_decoder_head_layout_and_output_size():
   config.model.decoder = True
   config.model.decoder_separable = True
   config.model.aspp_separable = True
-  model = build_model(config.model, 6, train=False)
+  config.data.num_classes = 6
+  model = build_model(config, train=False)
   variables, out = shapes(model, 65)
   assert out['logits'].shape == (1, 65, 65, 6)
   head = variables['params']['head']
@@ -135,4 +136,4 @@ def test_aux_head_only_on_resnet():
   config.model.multi_grid = ()
   config.model.aux_head = True
   with pytest.raises(UserError, match='aux_head'):
-    build_model(config.model, 6, train=False)
+    build_model(config, train=False)

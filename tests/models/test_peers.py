@@ -5,17 +5,15 @@ import pytest
 
 from configs.pretrained import smp_deeplabv3plus, torchvision_deeplabv3
 from deeplab_jax import peers
-from deeplab_jax.models.deeplab import build_model
+from deeplab_jax.models.deeplab import variable_shapes
 
 peers.add_to_path()
 torch = pytest.importorskip('torch')
 pytest.importorskip('tv_shim')
 
 
-def jax_param_count(model_cfg, num_classes=21) -> int:
-  model = build_model(model_cfg, num_classes, train=False)
-  variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 65, 65, 3)))
-  return sum(x.size for x in jax.tree.leaves(variables['params']))
+def jax_param_count(config) -> int:
+  return sum(x.size for x in jax.tree.leaves(variable_shapes(config)['params']))
 
 
 def torch_param_count(module) -> int:
@@ -24,15 +22,16 @@ def torch_param_count(module) -> int:
 
 def torchvision_head_config(depth: int, aux: bool):
   """configs/pretrained/torchvision_deeplabv3.py (OS 8, no multi-grid, 3x3 after ASPP), aux on/off."""
-  model = torchvision_deeplabv3.get_config(f'resnet{depth}').model
-  model.aux_head = aux
-  return model
+  config = torchvision_deeplabv3.get_config(f'resnet{depth}')
+  config.model.aux_head = aux
+  return config
 
 
 @pytest.mark.parametrize('depth', [50, 101])
 @pytest.mark.parametrize('aux', [False, True])
 def test_torchvision_deeplabv3_param_count(depth, aux):
   import tv_shim  # noqa: F401  (makes torchvision importable in this environment)
+
   from torchvision.models import segmentation
   build = getattr(segmentation, f'deeplabv3_resnet{depth}')
   peer = build(weights=None, weights_backbone=None, num_classes=21, aux_loss=aux)
@@ -42,12 +41,13 @@ def test_torchvision_deeplabv3_param_count(depth, aux):
 @pytest.mark.parametrize('aux', [False, True])
 def test_torchvision_deeplabv3_mobilenet_v3_large_param_count(aux):
   import tv_shim  # noqa: F401
+
   from torchvision.models import segmentation
   peer = segmentation.deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21,
                                                    aux_loss=aux)
-  model = torchvision_deeplabv3.get_config('mobilenet_v3_large').model
-  model.aux_head = aux
-  assert jax_param_count(model) == torch_param_count(peer)
+  config = torchvision_deeplabv3.get_config('mobilenet_v3_large')
+  config.model.aux_head = aux
+  assert jax_param_count(config) == torch_param_count(peer)
 
 
 def test_torchvision_aux_head_changes_the_count():
@@ -58,7 +58,7 @@ def test_torchvision_aux_head_changes_the_count():
 
 def smp_config():
   """configs/pretrained/smp_deeplabv3plus.py: smp 0.6 DeepLabV3Plus(resnet101) as its source has it."""
-  return smp_deeplabv3plus.get_config('resnet101').model
+  return smp_deeplabv3plus.get_config('resnet101')
 
 
 def test_smp_deeplabv3plus_resnet101_param_count():
@@ -71,7 +71,9 @@ def test_smp_deeplabv3plus_resnet101_param_count():
 def test_mobilenetv2_param_count_matches_torchvision_features(width):
   # DeepLab stops at the last inverted residual: torchvision's features without the final 1x1 to 1280.
   import tv_shim  # noqa: F401
+
   import torchvision
+
   from deeplab_jax.models import layers, mobilenet
   module = mobilenet.MobileNetV2(layers.make_norm(False, 0.9997, 1e-5), 16, width)
   variables = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 65, 65, 3)))
@@ -84,7 +86,9 @@ def test_mobilenetv2_param_count_matches_torchvision_features(width):
 def test_mobilenetv3_large_param_count_matches_torchvision_features(width):
   # torchvision's features: stem, 15 units, the 1x1 conv to 960 (2,971,952 parameters at width 1).
   import tv_shim  # noqa: F401
+
   import torchvision
+
   from deeplab_jax.models import layers, mobilenet_v3
   module = mobilenet_v3.MobileNetV3Large(layers.make_norm(False, 0.9997, 1e-5), 16, width)
   variables = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 65, 65, 3)))

@@ -72,7 +72,7 @@ def test_beta_stem_has_three_3x3_convs():
 @pytest.mark.parametrize('output_stride', [8, 16, 32])
 def test_deeplabv3_logits_at_input_size(output_stride):
   config = base.get_config()
-  model = build_model(config.model, 21, train=False, output_stride=output_stride)
+  model = build_model(config, train=False, output_stride=output_stride)
   variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 513, 513, 3)))
   out = jax.eval_shape(model.apply, variables, jnp.zeros((2, 321, 257, 3)))
   assert out['logits'].shape == (2, 321, 257, 21)

@@ -31,7 +31,7 @@ def paper_model(**overrides):
   config.model.resnet.stem = 'beta'  # DeepLab's resnet_v1_101_beta, the ResNet-101 of its v3+ models
   for key, value in overrides.items():
     config.model[key] = value
-  return build_model(config.model, 21, train=False)
+  return build_model(config, train=False)
 
 
 XCEPTION = dict(backbone='xception65', multi_grid=(), decoder=True, aspp_separable=True,
@@ -82,6 +82,6 @@ def test_torchvision_deeplabv3_counts_equal_torchvisions_published_ones(arg, tor
   # 520x520 evaluation size, aux head included.
   from configs.pretrained import torchvision_deeplabv3
   config = torchvision_deeplabv3.get_config(arg)
-  result = summary.summarize(build_model(config.model, 21, train=False), 520)
+  result = summary.summarize(build_model(config, train=False), 520)
   assert result['params'] == torchvision_params
   assert round(result['macs'] / 1e9, 3) == torchvision_ops

@@ -2,7 +2,8 @@
 import jax
 import numpy as np
 
-from deeplab_jax.train import loop, steps
+from deeplab_jax import sharding
+from deeplab_jax.train import loop
 from tests.conftest import tiny_config
 
 
@@ -28,7 +29,7 @@ def random_batches(n, batch_size=8, size=32, seed=0):
 
 def run_steps(config, batches, devices=None, state=None):
   """Trains on batches with config.parallelism's front over devices; returns (global state, metrics)."""
-  mesh = steps.make_mesh(devices or jax.devices())
+  mesh = sharding.make_mesh(devices or jax.devices())
   if state is None:
     state = loop.init_state(config, mesh, jax.random.key(0))
   front = loop.make_front(config, mesh)

@@ -4,9 +4,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from deeplab_jax import sharding
 from deeplab_jax.checkpoint import Checkpointer
 from deeplab_jax.errors import UserError
-from deeplab_jax.train import loop, steps
+from deeplab_jax.train import loop
 from tests.train.helpers import fixed_config
 
 
@@ -25,7 +26,7 @@ def test_keeps_the_latest_two_and_the_best_miou(tmp_path):
 
 
 def test_init_checkpoint_with_another_class_count_reinitialises_only_the_last_layer(tmp_path):
-  mesh = steps.make_mesh(jax.devices()[:1])
+  mesh = sharding.make_mesh(jax.devices()[:1])
   source_config = fixed_config()
   source = loop.init_state(source_config, mesh, jax.random.key(7))
   checkpointer = Checkpointer(str(tmp_path / 'checkpoints'))

@@ -3,9 +3,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from deeplab_jax import sharding
 from deeplab_jax.checkpoint import Checkpointer
 from deeplab_jax.models.deeplab import build_model
-from deeplab_jax.train import loop, steps
+from deeplab_jax.train import loop
 from tests.train.helpers import assert_trees_close, fixed_config, random_batches, run_steps
 
 # fp32 sums over 8 shards and over one device run in different orders; measured worst gap after 3
@@ -25,7 +26,7 @@ def test_jit_pmap_and_one_device_agree_and_checkpoints_move_between_them(tmp_pat
   np.testing.assert_allclose([m['loss'] for m in jit_metrics], [m['loss'] for m in pmap_metrics],
                              rtol=RTOL)
   assert int(pmap8.step) == int(jit8.step) == 3
-  fresh = loop.init_state(config, steps.make_mesh(jax.devices()[:1]), jax.random.key(0))
+  fresh = loop.init_state(config, sharding.make_mesh(jax.devices()[:1]), jax.random.key(0))
   assert not np.allclose(jax.tree.leaves(fresh.params)[0], jax.tree.leaves(jit8.params)[0])
 
   # Saved under pmap on 8 devices, restored under jit on 1: the same values, and training continues.
@@ -53,7 +54,7 @@ def test_bfloat16_keeps_float32_state_and_trains():
     assert leaf.dtype in (jnp.float32, jnp.int32), leaf.dtype
   assert all(m['loss'].dtype == np.float32 for m in history)
   assert history[-1]['loss'] < 0.9 * history[0]['loss']  # learns the batch
-  model = build_model(config.model, config.data.num_classes, train=False)
+  model = build_model(config, train=False)
   logits = model.apply(state.variables(), jnp.asarray(batch['image'][:1]))['logits']
   assert logits.dtype == jnp.float32
 

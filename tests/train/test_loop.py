@@ -29,7 +29,7 @@ def loop_config(root):
 
 
 def final_params(workdir):
-  return checkpoint.read_variables(os.path.join(workdir, 'checkpoints'))
+  return checkpoint.read_variables(os.path.join(workdir, 'checkpoints'))[0]
 
 
 def test_sigterm_saves_and_the_resumed_run_ends_bit_identical(tmp_path, data_root):

@@ -2,15 +2,16 @@
 import jax
 import numpy as np
 
+from deeplab_jax import sharding
 from deeplab_jax.train import loop, optimizer, steps
 from tests.conftest import tiny_config
 
 
 def run_one_step(devices, batch, config):
-  mesh = steps.make_mesh(devices)
+  mesh = sharding.make_mesh(devices)
   state = loop.init_state(config, mesh, jax.random.key(0))
   step = steps.jit_train_step(mesh, steps.step_options(config, optimizer.poly_schedule(config.train)))
-  new_state, step_metrics = step(state, steps.global_batch(batch, mesh), jax.random.key(1))
+  new_state, step_metrics = step(state, sharding.global_batch(batch, mesh), jax.random.key(1))
   return jax.device_get((new_state.params, new_state.batch_stats, step_metrics))
 
 
@@ -37,7 +38,7 @@ def test_eight_devices_match_one_device_on_the_global_batch():
 
 def test_weight_decay_only_on_kernels():
   config = tiny_config()
-  params = loop.init_state(config, steps.make_mesh(jax.devices()[:1]), jax.random.key(0)).params
+  params = loop.init_state(config, sharding.make_mesh(jax.devices()[:1]), jax.random.key(0)).params
   mask = optimizer.kernel_mask(params)
   flat = jax.tree_util.tree_flatten_with_path(mask)[0]
   assert all(v == (path[-1].key == 'kernel') for path, v in flat)
