@@ -42,9 +42,8 @@ def config_setting(config: ml_collections.ConfigDict) -> inference.Setting:
 
 
 def config_crf(config: ml_collections.ConfigDict) -> crf.CRFParams | None:
-  """The CRF settings of config.crf, or None when it is off (or the config has no crf block)."""
-  block = config.get('crf')
-  return crf.from_config(block) if block is not None and block.enabled else None
+  """The CRF settings of config.crf, or None when it is off."""
+  return crf.from_config(config.crf) if config.crf.enabled else None
 
 
 # (probs [B, H, W, C], normalised images [B, H, W, 3], labels [B, H, W]) -> refined probs.

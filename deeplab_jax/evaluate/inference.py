@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from deeplab_jax.errors import UserError
+from deeplab_jax.models import layers
 from deeplab_jax.ops import crf
 
 # (variables, images [B, H, W, 3] normalised) -> logits [B, H, W, C] at the input size.
@@ -54,17 +55,6 @@ def parse_setting(text: str) -> Setting:
   return Setting(scales, suffix == 'flip')
 
 
-def _resize(x: jax.Array, size: tuple[int, int]) -> jax.Array:
-  """Bilinear resize of [B, H, W, C] (half-pixel centres, no antialiasing: DeepLab's sampling)."""
-  if tuple(x.shape[1:3]) == tuple(size):
-    return x
-  return jax.image.resize(x, (x.shape[0], *size, x.shape[3]), 'bilinear', antialias=False)
-
-
-def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
-  return tuple(max(1, int(round(d * scale))) for d in size)
-
-
 def probabilities(logits_fn: LogitsFn, variables: dict, images: jax.Array,
                   setting: Setting = Setting()) -> jax.Array:
   """Class probabilities [B, H, W, C] of images [B, H, W, 3], averaged over scales (and flips).
@@ -74,13 +64,13 @@ def probabilities(logits_fn: LogitsFn, variables: dict, images: jax.Array,
   size = images.shape[1:3]
   total, count = 0.0, 0
   for scale in setting.scales:
-    scaled = _resize(images, scaled_size(size, scale))
+    scaled = layers.resize_bilinear(images, layers.scaled_size(size, scale, corner_aligned=False))
     flips = (False, True) if setting.flip else (False,)
     for flipped in flips:
       x = scaled[:, :, ::-1] if flipped else scaled
       probs = jax.nn.softmax(logits_fn(variables, x).astype(jnp.float32), axis=-1)
       probs = probs[:, :, ::-1] if flipped else probs
-      total, count = total + _resize(probs, size), count + 1
+      total, count = total + layers.resize_bilinear(probs, size), count + 1
   return total / count
 
 

@@ -20,12 +20,6 @@ from deeplab_jax.models import aspp, backbones, largefov, layers
 RATES_REFERENCE_STRIDE = {'aspp': 16, 'largefov': 8, 'aspp_l': 8}
 
 
-def scaled_size(size: int, scale: float) -> int:
-  """Side of an image of side `size` resized by `scale`, as Caffe's Interp layer in DeepLab v2: 513 at
-  0.75 -> 385, at 0.5 -> 257."""
-  return int(round((size - 1) * scale)) + 1
-
-
 class DeepLab(nn.Module):
   """backbone(images) -> head(features) -> logits bilinearly upsampled to the input size.
 
@@ -73,7 +67,7 @@ class DeepLab(nn.Module):
       return self.single_scale(images, size)
     per_scale = []
     for scale in self.msc_scales:
-      scaled = layers.resize_bilinear(images, (scaled_size(size[0], scale), scaled_size(size[1], scale)))
+      scaled = layers.resize_bilinear(images, layers.scaled_size(size, scale, corner_aligned=True))
       per_scale.append(self.single_scale(scaled, size))
     outputs = dict(per_scale[0])
     outputs['scale_logits'] = [o['logits'] for o in per_scale]

@@ -129,6 +129,21 @@ def remat_unit(unit: type[nn.Module], remat: bool) -> type[nn.Module]:
   return nn.remat(unit, policy=jax.checkpoint_policies.nothing_saveable)
 
 
+def scaled_size(size: tuple[int, int], scale: float, corner_aligned: bool) -> tuple[int, int]:
+  """(H, W) of an image of `size` resized by `scale`.
+
+  corner_aligned: (d - 1) * scale + 1, rounded, as Caffe's Interp layer in DeepLab v2's multi-scale
+  inputs (513 at 0.75 -> 385, at 0.5 -> 257), which keeps the corner pixels' positions. Otherwise
+  d * scale rounded (at least 1), the half-pixel convention.
+
+  >>> scaled_size((513, 40), 0.75, corner_aligned=True), scaled_size((513, 40), 0.75, corner_aligned=False)
+  ((385, 30), (385, 30))
+  """
+  if corner_aligned:
+    return tuple(int(round((d - 1) * scale)) + 1 for d in size)
+  return tuple(max(1, int(round(d * scale))) for d in size)
+
+
 def resize_bilinear(x: jax.Array, size: tuple[int, int], align_corners: bool = False) -> jax.Array:
   """Bilinear resize of x [B, H, W, C] to [B, *size, C].
 

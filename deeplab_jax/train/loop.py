@@ -1,7 +1,10 @@
 """The training loop: restore or init, train with periodic logs and checkpoints, then evaluate."""
+import dataclasses
+import functools
 import os
 import signal
 import time
+from typing import Callable
 
 from clu import metric_writers, metrics
 import flax
@@ -16,6 +19,18 @@ from deeplab_jax.evaluate import evaluator
 from deeplab_jax.models.deeplab import build_model
 from deeplab_jax.train import optimizer, steps
 from deeplab_jax.train import state as state_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """What the parts of one training run share: where it writes, the devices, how it logs."""
+  config: ml_collections.ConfigDict
+  workdir: str
+  mesh: jax.sharding.Mesh
+  shard: pipeline.Shard
+  checkpointer: Checkpointer
+  writer: metric_writers.MetricWriter
+  log: Callable[..., None]
 
 
 @flax.struct.dataclass
@@ -126,22 +141,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, log=prin
       origin = f'from {config.train.init_checkpoint}' if config.train.init_checkpoint else 'from scratch'
       log(f'Training {config.model.backbone} {origin} on {jax.device_count()} device(s)')
     writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
-
-    def run_eval(state):
-      results = evaluator.evaluate(state.variables(), eval_split, config, mesh, shard, log)
-      path = evaluator.write_results(workdir, eval_split.name, int(state.step), results)
-      writer.write_scalars(int(state.step), {'eval/miou': results['miou'],
-                                             'eval/pixel_accuracy': results['pixel_accuracy']})
-      writer.flush()
-      log(evaluator.format_results(results))
-      log(f'Wrote {path}')
-      return results
-
-    state = _train(config, state, start, train_split, mesh, shard, dropout_rng, checkpointer, writer,
-                   run_eval, log, workdir)
+    run = Run(config, workdir, mesh, shard, checkpointer, writer, log)
+    run_eval = functools.partial(_evaluate, run, eval_split)
+    state = _train(run, state, train_split, dropout_rng=dropout_rng, run_eval=run_eval)
   finally:
     checkpointer.close()  # lets pending async saves finish, also when training stopped on an error
   return run_eval(state)
+
+
+def _evaluate(run: Run, split, state) -> dict:
+  """Evaluates state on split; writes WORKDIR/eval/, TensorBoard scalars and the log."""
+  results = evaluator.evaluate(state.variables(), split, run.config, run.mesh, run.shard, run.log)
+  path = evaluator.write_results(run.workdir, split.name, int(state.step), results)
+  run.writer.write_scalars(int(state.step), {'eval/miou': results['miou'],
+                                             'eval/pixel_accuracy': results['pixel_accuracy']})
+  run.writer.flush()
+  run.log(evaluator.format_results(results))
+  run.log(f'Wrote {path}')
+  return results
 
 
 class Profile:
@@ -164,17 +181,19 @@ class Profile:
       self.active = False
 
 
-def _train(config, state, start, train_split, mesh, shard, dropout_rng, checkpointer, writer, run_eval,
-           log, workdir):
-  """The step loop; on SIGINT/SIGTERM saves the current step and exits with status 130/143.
+def _train(run: Run, state, train_split, *, dropout_rng: jax.Array, run_eval: Callable):
+  """The step loop from state.step; on SIGINT/SIGTERM saves the current step and exits with status
+  130/143.
 
   A non-finite loss or gradient raises UserError before that step's state can be saved.
   """
-  train = config.train
-  batches = pipeline.train_batches(train_split, config.data, config.seed, train.batch_size, start, shard)
-  front = make_front(config, mesh)
+  config, checkpointer, writer, log = run.config, run.checkpointer, run.writer, run.log
+  train, start = config.train, int(state.step)
+  batches = pipeline.train_batches(train_split, config.data, config.seed, train.batch_size, start,
+                                   run.shard)
+  front = make_front(config, run.mesh)
   progress, collected, stop = Progress(train.num_steps), None, StopRequest()
-  profile = Profile(tuple(train.profile_steps), workdir)
+  profile = Profile(tuple(train.profile_steps), run.workdir)
   device_state = front.put_state(state)
   try:
     for step in range(start + 1, train.num_steps + 1):

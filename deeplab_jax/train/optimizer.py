@@ -11,7 +11,7 @@ def poly_schedule(train_cfg: ml_collections.ConfigDict) -> optax.Schedule:
   """base_lr * (1 - step / num_steps) ** lr_power, as every DeepLab paper trains, after a linear warmup
   of train_cfg.warmup_steps (if any) from 0 to base_lr."""
   poly = optax.polynomial_schedule(train_cfg.base_lr, 0.0, train_cfg.lr_power, train_cfg.num_steps)
-  warmup = train_cfg.get('warmup_steps', 0)
+  warmup = train_cfg.warmup_steps
   if not warmup:
     return poly
   ramp = optax.linear_schedule(0.0, train_cfg.base_lr, warmup)
@@ -42,7 +42,7 @@ def create_optimizer(train_cfg: ml_collections.ConfigDict) -> optax.GradientTran
   """
   parts = [optax.add_decayed_weights(train_cfg.weight_decay, mask=kernel_mask),
            optax.sgd(poly_schedule(train_cfg), momentum=train_cfg.momentum)]
-  multiplier = train_cfg.get('last_layer_lr_multiplier', 1.0)
+  multiplier = train_cfg.last_layer_lr_multiplier
   if multiplier != 1.0:
     prefixes = tuple(train_cfg.last_layers)
     parts.append(optax.masked(optax.scale(multiplier), lambda p: prefix_mask(p, prefixes)))

@@ -6,7 +6,8 @@ import pytest
 
 from deeplab_jax.errors import UserError
 from deeplab_jax.models import layers, mobilenet, mobilenet_v3, vgg, xception
-from deeplab_jax.models.deeplab import build_model, scaled_size
+from deeplab_jax.models.deeplab import build_model
+from deeplab_jax.models.layers import scaled_size
 from tests.conftest import tiny_config
 
 NORM = layers.make_norm(False, 0.9997, 1e-5)
@@ -89,12 +90,12 @@ def test_msc_fuses_by_max_of_the_scales_upsampled_logits():
   out = msc_model.apply(variables, x)
   expected = []
   for scale in (1.0, 0.75, 0.5):
-    side = scaled_size(41, scale)
+    side = scaled_size((41, 41), scale, corner_aligned=True)[0]
     scaled = jax.image.resize(x, (2, side, side, 3), 'bilinear', antialias=False)
     # The same weights at each scale; the head's logits at its own stride, then upsampled once.
     logits = single.apply(variables, scaled, method=lambda m, im: m.head(m.backbone(im)['stage4']))
     expected.append(jax.image.resize(logits, (2, 41, 41, 6), 'bilinear', antialias=False))
-  assert [scaled_size(513, s) for s in (1.0, 0.75, 0.5)] == [513, 385, 257]
+  assert [scaled_size((513, 513), s, corner_aligned=True)[0] for s in (1.0, 0.75, 0.5)] == [513, 385, 257]
   assert len(out['scale_logits']) == 3
   for got, want in zip(out['scale_logits'], expected):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
