@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from tests.conftest import ROOT
-from tests.smoke_sweep import smoke_sweep
+from tests.experiments.smoke_sweep import smoke_sweep
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, 'experiments', '*.ipynb')))
 

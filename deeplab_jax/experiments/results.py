@@ -1,8 +1,8 @@
 """Reading a sweep's workdir for the notebooks: final evals, TensorBoard scalars, paper-style tables.
 
-A sweep workdir W (written by `python -m deeplab_jax.sweep`) holds W/sweep.json (the points and their
-overrides) and one run folder per point: W/<point>/config.json, W/<point>/eval/<split>_step<N>.json and
-TensorBoard event files.
+A sweep workdir W (written by `python -m deeplab_jax.experiments.sweep`) holds W/sweep.json (the points
+and their overrides) and one run folder per point: W/<point>/config.json,
+W/<point>/eval/<split>_step<N>.json and TensorBoard event files.
 """
 import glob
 import json
@@ -17,8 +17,8 @@ def load_manifest(workdir: str) -> dict:
   """W/sweep.json; FileNotFoundError naming the command that writes it."""
   path = os.path.join(workdir, 'sweep.json')
   if not os.path.isfile(path):
-    raise FileNotFoundError(f'{path} does not exist: run python -m deeplab_jax.sweep --workdir={workdir} '
-                            '... first (or point SWEEP_WORKDIR at a sweep folder).')
+    raise FileNotFoundError(f'{path} does not exist: run python -m deeplab_jax.experiments.sweep '
+                            f'--workdir={workdir} ... first (or point SWEEP_WORKDIR at a sweep folder).')
   with open(path) as f:
     return json.load(f)
 

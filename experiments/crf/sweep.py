@@ -1,7 +1,7 @@
 """Dense CRF post-processing on and off: DeepLab v1 LargeFOV (VGG-16) on VOC 2012 val.
 
 Needs config.crf (crf.enabled), which another branch adds: until it is merged this sweep fails
-validation with "unknown config field 'crf.enabled'", and tests/test_sweep.py skips it.
+validation with "unknown config field 'crf.enabled'", and tests/experiments/test_sweep.py skips it.
 """
 BASE_CONFIG = 'configs/v1_voc.py'
 PAPER_SOURCE = 'DeepLab v1 LargeFOV val: 67.64 with CRF (SPEC.md), 62.25 without (configs/v1_voc.py)'

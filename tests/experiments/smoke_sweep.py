@@ -17,8 +17,8 @@ _RUNS = {}
 
 
 def sweep_args(workdir: str, data: str, sweep: str = SMOKE, *extra: str) -> list[str]:
-  return [sys.executable, '-m', 'deeplab_jax.sweep', '--config=configs/quickstart.py', f'--sweep={sweep}',
-          f'--workdir={workdir}', f'--config.data.root={data}', *extra]
+  return [sys.executable, '-m', 'deeplab_jax.experiments.sweep', '--config=configs/quickstart.py',
+          f'--sweep={sweep}', f'--workdir={workdir}', f'--config.data.root={data}', *extra]
 
 
 def run_sweep(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -7,7 +7,7 @@ import pytest
 from deeplab_jax.errors import UserError
 from deeplab_jax.experiments import points as points_lib
 from tests.conftest import ROOT
-from tests.smoke_sweep import run_sweep, smoke_sweep, sweep_args
+from tests.experiments.smoke_sweep import run_sweep, smoke_sweep, sweep_args
 
 SWEEP_FILES = sorted(os.path.relpath(p, ROOT)
                      for p in glob.glob(os.path.join(ROOT, 'experiments', '*', 'sweep.py')))

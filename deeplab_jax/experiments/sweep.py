@@ -1,4 +1,6 @@
-"""Sweep runner: python -m deeplab_jax.sweep --config=FILE --sweep=experiments/<name>/sweep.py --workdir=W.
+"""Sweep runner, the command behind every experiments/<name>/README.md:
+
+    python -m deeplab_jax.experiments.sweep --config=FILE --sweep=experiments/<name>/sweep.py --workdir=W
 
 Every override of every point is checked against its config before anything starts. --launch=local
 trains and evaluates the points one after another, each in W/<point>/ by a `deeplab_jax.main`
