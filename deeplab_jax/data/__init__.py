@@ -5,9 +5,9 @@
     labels                            label maps (Cityscapes ids -> train ids, ADE20K 0 -> ignore, ...)
     reading                           decoding and checking one pair, in Python (pipeline + inspect_data)
     transforms, pipeline              tf.data: augmentation, normalisation, sharded deterministic batches
-    inspection, benchmark             --mode=inspect_data; the pipeline throughput command
+    inspection                        --mode=inspect_data
     synthetic, palette                the built-in synthetic dataset; the VOC colour map
 
-TensorFlow is imported only by the pipeline, transforms and benchmark modules, so that models and train
-steps run without it.
+TensorFlow is imported only by the pipeline and transforms modules (and deeplab_jax.benchmarks.pipeline,
+their throughput command), so that models and train steps run without it.
 """

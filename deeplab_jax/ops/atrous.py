@@ -9,9 +9,12 @@ Atrous convolution samples its input with holes: a k x k kernel at rate r reads 
 - 'space_to_batch': DeepLab v2 §3.1. The r * r phase sub-images x[p::r, q::r] go into the batch, a dense
   (rate 1) conv runs on them, and the outputs are interleaved back. Only k * k taps are ever computed.
 
-`default_impl` says which one measured faster on a platform.
+`default_impl` says which one measured faster on a platform: atrous_defaults.json beside this file,
+written by `python -m deeplab_jax.benchmarks.atrous --write_defaults` on that platform.
 """
+import json
 import math
+import os
 
 import flax.linen as nn
 import jax
@@ -21,18 +24,33 @@ import jax.numpy as jnp
 _DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
 IMPLS = ('dilation', 'space_to_batch')
 
-# Faster implementation per (platform, depthwise). CPU: 2026-11-20, 2 shared cores, float32, batch 1,
-# `python -m deeplab_jax.ops.atrous_benchmark --repeats=3 --cases=aspp_os16,xception_dw_os16` and
-# `... --cases=aspp_os8,xception_dw_os8 --passes=fwd` (table in BENCHMARKS.md): geometric mean of
-# dilation / space_to_batch time over rates 2..36 was 0.29 (OS 16) and 0.77 (OS 8) for the ASPP conv,
-# 0.72 and 0.69 for depthwise, so 'dilation' wins both. Platforms not listed use 'dilation'.
-_DEFAULT_IMPL = {
-    ('cpu', False): 'dilation',
-    ('cpu', True): 'dilation',
-    # GPU: not measured yet (no GPU in the session that wrote this), so the SPEC's default stays.
-    ('gpu', False): 'dilation',
-    ('gpu', True): 'dilation',
-}
+# {platform: {'regular': impl, 'depthwise': impl, and how they were measured: 'date', 'device', 'measured':
+#  [{'command', 'dilation_over_space_to_batch': geometric-mean time ratio per kind over rates > 1}]}}.
+DEFAULTS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'atrous_defaults.json')
+_KIND = {False: 'regular', True: 'depthwise'}
+
+
+def read_defaults(path: str | None = None) -> dict:
+  """The measured table at `path` (default DEFAULTS_PATH); {} when there is no file."""
+  try:
+    with open(path or DEFAULTS_PATH) as f:
+      return json.load(f)
+  except FileNotFoundError:
+    return {}
+
+
+def write_defaults(platform: str, impls: dict[bool, str], info: dict, path: str | None = None) -> dict:
+  """Replaces `platform`'s entry with `impls` ({depthwise: impl}) and `info`; returns the new entry.
+
+  Other platforms' entries are kept as they are.
+  """
+  table = read_defaults(path)
+  entry = {_KIND[depthwise]: impl for depthwise, impl in sorted(impls.items())}
+  table[platform.lower()] = {**entry, **info}
+  with open(path or DEFAULTS_PATH, 'w') as f:
+    json.dump(table, f, indent=2)
+    f.write('\n')
+  return table[platform.lower()]
 
 
 def default_impl(platform: str, depthwise: bool) -> str:
@@ -43,9 +61,13 @@ def default_impl(platform: str, depthwise: bool) -> str:
     depthwise: whether the conv is depthwise (feature_group_count = channels).
 
   Returns:
-    'dilation' or 'space_to_batch'; 'dilation' for platforms without a measurement.
+    'dilation' or 'space_to_batch', as DEFAULTS_PATH records it; 'dilation' for platforms it lacks.
   """
-  return _DEFAULT_IMPL.get((platform.lower(), bool(depthwise)), 'dilation')
+  impl = read_defaults().get(platform.lower(), {}).get(_KIND[bool(depthwise)], 'dilation')
+  if impl not in IMPLS:
+    raise ValueError(f'{DEFAULTS_PATH}: {platform} {_KIND[bool(depthwise)]}={impl!r}; expected one of '
+                     f'{IMPLS}.')
+  return impl
 
 
 def resolve_impl(impl: str, depthwise: bool) -> str:

@@ -58,7 +58,7 @@ def test_space_to_batch_model_gives_the_same_logits():
 
 
 def test_auto_resolves_to_the_platform_default():
-  # CPU's measured default is 'dilation' (ops.atrous._DEFAULT_IMPL): rhs_dilation convs remain.
+  # CPU's measured default is 'dilation' (ops/atrous_defaults.json): rhs_dilation convs remain.
   assert dilated_conv_rates(tiny_model_config(impl='auto'))
 
 

@@ -166,6 +166,34 @@ def test_default_impl_per_platform():
   for platform in ('cpu', 'gpu', 'tpu'):
     for depthwise in (False, True):
       assert atrous.default_impl(platform, depthwise) in atrous.IMPLS
-  # Unmeasured platforms keep the SPEC's default.
+  # Platforms atrous_defaults.json does not list keep rhs_dilation.
   assert atrous.default_impl('tpu', False) == 'dilation'
   assert atrous.default_impl('gpu', True) == 'dilation'
+
+
+def test_default_impl_reads_the_measured_table(tmp_path, monkeypatch):
+  # The shipped table: the CPU measurement of 2026-11-20 (dilation for both kinds).
+  shipped = atrous.read_defaults()
+  assert {shipped['cpu']['regular'], shipped['cpu']['depthwise']} == {'dilation'}
+  assert shipped['cpu']['date'] == '2026-11-20' and shipped['cpu']['measured'][0]['command']
+  path = tmp_path / 'defaults.json'
+  path.write_text('{"cpu": {"regular": "dilation", "depthwise": "space_to_batch"}}')
+  monkeypatch.setattr(atrous, 'DEFAULTS_PATH', str(path))
+  assert atrous.default_impl('cpu', True) == 'space_to_batch'
+  assert atrous.default_impl('CPU', False) == 'dilation'
+  assert atrous.default_impl('gpu', True) == 'dilation'  # not listed
+  path.write_text('{"cpu": {"depthwise": "s2b"}}')
+  with pytest.raises(ValueError, match="depthwise='s2b'"):
+    atrous.default_impl('cpu', True)
+  monkeypatch.setattr(atrous, 'DEFAULTS_PATH', str(tmp_path / 'missing.json'))
+  assert atrous.default_impl('cpu', True) == 'dilation'
+
+
+def test_write_defaults_replaces_one_platform(tmp_path):
+  path = str(tmp_path / 'defaults.json')
+  atrous.write_defaults('gpu', {False: 'space_to_batch', True: 'dilation'}, {'date': 'd1'}, path)
+  atrous.write_defaults('cpu', {False: 'dilation', True: 'dilation'}, {'date': 'd2'}, path)
+  entry = atrous.write_defaults('GPU', {False: 'dilation', True: 'space_to_batch'}, {'date': 'd3'}, path)
+  assert entry == {'regular': 'dilation', 'depthwise': 'space_to_batch', 'date': 'd3'}
+  assert atrous.read_defaults(path) == {'gpu': entry, 'cpu': {'regular': 'dilation', 'depthwise': 'dilation',
+                                                              'date': 'd2'}}

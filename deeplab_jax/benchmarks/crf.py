@@ -1,7 +1,7 @@
 r"""Times the JAX dense CRF against pydensecrf2 on the same inputs, and measures their agreement.
 
-    python -m deeplab_jax.ops.crf_benchmark                       # 513x513, 21 classes, 10 its
-    python -m deeplab_jax.ops.crf_benchmark --colour_noise=8 --repeats=7
+    python -m deeplab_jax.benchmarks.crf                       # 513x513, 21 classes, 10 its
+    python -m deeplab_jax.benchmarks.crf --colour_noise=8 --repeats=7
 
 The scene is synthetic (coloured shapes plus Gaussian colour noise; logits from a noisy copy of the
 label map), so the run needs no data. Compile time is reported apart from the steady-state median.
@@ -19,15 +19,20 @@ import numpy as np
 
 from deeplab_jax.ops import crf
 
-_SIZE = flags.DEFINE_integer('size', 513, 'Image height and width.')
-_CLASSES = flags.DEFINE_integer('classes', 21, 'Number of labels.')
-_ITERATIONS = flags.DEFINE_integer('iterations', 10, 'Mean-field iterations.')
-_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed runs after warm-up; the median is reported.')
-_COLOUR_NOISE = flags.DEFINE_float('colour_noise', 4., 'Std of the colour noise, 0..255 units.')
-_EXACT_SIZE = flags.DEFINE_integer('exact_size', 80, 'Side of the fast-vs-exact check; 0 skips it.')
-_SEED = flags.DEFINE_integer('seed', 0, 'Scene seed.')
-_PROFILE = flags.DEFINE_bool('profile', False, 'Also split the JAX time into setup and iterations, '
-                             'and time each stage apart.')
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """This command's flags; defined only when run, so the benchmarks import side by side."""
+  flags.DEFINE_integer('size', 513, 'Image height and width.')
+  flags.DEFINE_integer('classes', 21, 'Number of labels.')
+  flags.DEFINE_integer('iterations', 10, 'Mean-field iterations.')
+  flags.DEFINE_integer('repeats', 5, 'Timed runs after warm-up; the median is reported.')
+  flags.DEFINE_float('colour_noise', 4., 'Std of the colour noise, 0..255 units.')
+  flags.DEFINE_integer('exact_size', 80, 'Side of the fast-vs-exact check; 0 skips it.')
+  flags.DEFINE_integer('seed', 0, 'Scene seed.')
+  flags.DEFINE_bool('profile', False, 'Also split the JAX time into setup and iterations, and time each '
+                    'stage apart.')
 
 
 def make_scene(size: int, classes: int, colour_noise: float, seed: int):
@@ -91,7 +96,7 @@ def _agreement(a: np.ndarray, b: np.ndarray) -> str:
 
 def benchmark_speed(params: crf.CRFParams) -> None:
   """JAX (jit) vs pydensecrf2 on one scene; prints times, ratio and agreement."""
-  logits, image = make_scene(_SIZE.value, _CLASSES.value, _COLOUR_NOISE.value, _SEED.value)
+  logits, image = make_scene(FLAGS.size, FLAGS.classes, FLAGS.colour_noise, FLAGS.seed)
   args = (jnp.asarray(logits)[None], jnp.asarray(image)[None])
   start = time.perf_counter()
   compiled = crf.jit_dense_crf().lower(*args, params).compile()
@@ -100,22 +105,22 @@ def benchmark_speed(params: crf.CRFParams) -> None:
   ours = run_jax()  # warm-up
   points = jax.jit(crf.splat_points)(crf.bilateral_features(args[1][0], params.theta_alpha,
                                                             params.theta_beta))
-  print(f'scene {_SIZE.value}x{_SIZE.value}, {_CLASSES.value} classes, {params.iterations} '
-        f'iterations, colour noise {_COLOUR_NOISE.value}; bilateral lattice points '
+  print(f'scene {FLAGS.size}x{FLAGS.size}, {FLAGS.classes} classes, {params.iterations} '
+        f'iterations, colour noise {FLAGS.colour_noise}; bilateral lattice points '
         f'{int(points.num_points)} of {points.keys.shape[1]} possible; backend {jax.default_backend()}')
   try:
     peer = pydensecrf_inference(logits, image, params)
   except ImportError:
-    jax_s = _median_seconds(run_jax, _REPEATS.value)
-    print(f'jax   {params.method}: median {jax_s:.3f} s over {_REPEATS.value} runs '
+    jax_s = _median_seconds(run_jax, FLAGS.repeats)
+    print(f'jax   {params.method}: median {jax_s:.3f} s over {FLAGS.repeats} runs '
           f'(compile {compile_s:.1f} s, apart)')
     print('pydensecrf2 not installed: peer timing skipped (bash shared/peers/setup.sh VENV)')
     return
   jax_s, peer_s = _interleaved_medians(
-      [run_jax, lambda: pydensecrf_inference(logits, image, params)], _REPEATS.value)
-  print(f'jax   {params.method}: median {jax_s:.3f} s over {_REPEATS.value} runs '
+      [run_jax, lambda: pydensecrf_inference(logits, image, params)], FLAGS.repeats)
+  print(f'jax   {params.method}: median {jax_s:.3f} s over {FLAGS.repeats} runs '
         f'(compile {compile_s:.1f} s, apart)')
-  print(f'pydensecrf2: median {peer_s:.3f} s over {_REPEATS.value} runs (interleaved with jax)')
+  print(f'pydensecrf2: median {peer_s:.3f} s over {FLAGS.repeats} runs (interleaved with jax)')
   print(f'ratio jax / pydensecrf2 = {jax_s / peer_s:.2f} (load average {os.getloadavg()[0]:.1f} '
         f'on {os.cpu_count()} CPUs)')
   print(f'agreement with pydensecrf2: {_agreement(ours, peer)}')
@@ -123,12 +128,12 @@ def benchmark_speed(params: crf.CRFParams) -> None:
 
 def check_exact(params: crf.CRFParams) -> None:
   """Permutohedral vs exact kernels on a smaller scene; prints agreement."""
-  logits, image = make_scene(_EXACT_SIZE.value, _CLASSES.value, _COLOUR_NOISE.value, _SEED.value)
+  logits, image = make_scene(FLAGS.exact_size, FLAGS.classes, FLAGS.colour_noise, FLAGS.seed)
   args = (jnp.asarray(logits)[None], jnp.asarray(image)[None])
   run = crf.jit_dense_crf()
   fast = np.asarray(run(*args, params))[0]
   exact = np.asarray(run(*args, crf.CRFParams(**{**params.__dict__, 'method': 'exact'})))[0]
-  print(f'permutohedral vs exact at {_EXACT_SIZE.value}x{_EXACT_SIZE.value}: '
+  print(f'permutohedral vs exact at {FLAGS.exact_size}x{FLAGS.exact_size}: '
         f'{_agreement(fast, exact)}')
 
 
@@ -137,7 +142,7 @@ def profile_iterations(params: crf.CRFParams) -> None:
 
   From runs with 1 and N iterations (with 0, XLA would drop the unused lattices).
   """
-  logits, image = make_scene(_SIZE.value, _CLASSES.value, _COLOUR_NOISE.value, _SEED.value)
+  logits, image = make_scene(FLAGS.size, FLAGS.classes, FLAGS.colour_noise, FLAGS.seed)
   args = (jnp.asarray(logits)[None], jnp.asarray(image)[None])
   counts = (1, max(params.iterations, 2))
   runs = []
@@ -145,7 +150,7 @@ def profile_iterations(params: crf.CRFParams) -> None:
     compiled = crf.jit_dense_crf().lower(*args, dataclasses.replace(params, iterations=count)).compile()
     runs.append(lambda compiled=compiled: jax.block_until_ready(compiled(*args)))
     runs[-1]()
-  one, many = _interleaved_medians(runs, _REPEATS.value)
+  one, many = _interleaved_medians(runs, FLAGS.repeats)
   per_iteration = (many - one) / (counts[1] - counts[0])
   print(f'  whole CRF: {1000 * one:.0f} ms with 1 iteration, {1000 * many:.0f} ms with {counts[1]} -> '
         f'setup {1000 * (one - per_iteration):.0f} ms + {1000 * per_iteration:.1f} ms per iteration')
@@ -157,14 +162,14 @@ def profile_stages(params: crf.CRFParams) -> None:
   Each stage is its own program here, so its time includes first touches of its temporaries
   (page faults) and misses fusions across stages; profile_iterations times the real program.
   """
-  logits, image = make_scene(_SIZE.value, _CLASSES.value, _COLOUR_NOISE.value, _SEED.value)
+  logits, image = make_scene(FLAGS.size, FLAGS.classes, FLAGS.colour_noise, FLAGS.seed)
   feats = crf.bilateral_features(jnp.asarray(image), params.theta_alpha, params.theta_beta)
   points = jax.jit(crf.splat_points)(feats)
   capacity = next(c for c in crf._capacities(points.keys.shape[1])  # pylint: disable=protected-access
                   if c >= int(points.num_points))
   bilateral = jax.jit(crf.blur_structure, static_argnums=1)(points, capacity)
-  smooth = crf._gaussian_lattice(_SIZE.value, _SIZE.value, params.theta_gamma)  # pylint: disable=protected-access
-  values = jnp.asarray(logits.reshape(-1, _CLASSES.value))
+  smooth = crf._gaussian_lattice(FLAGS.size, FLAGS.size, params.theta_gamma)  # pylint: disable=protected-access
+  values = jnp.asarray(logits.reshape(-1, FLAGS.classes))
   stages = {
       'bilateral splat_points (once)': (crf.splat_points, feats),
       f'bilateral blur_structure, capacity {capacity} (once)':
@@ -176,21 +181,22 @@ def profile_stages(params: crf.CRFParams) -> None:
   for name, (fn, *args) in stages.items():
     fn = jax.jit(fn, compiler_options=crf.compiler_options())
     jax.block_until_ready(fn(*args))
-    seconds = _median_seconds(lambda: jax.block_until_ready(fn(*args)), _REPEATS.value)
+    seconds = _median_seconds(lambda: jax.block_until_ready(fn(*args)), FLAGS.repeats)
     print(f'    {name}: {1000 * seconds:.1f} ms')
 
 
 def main(argv):
   del argv
-  params = crf.CRFParams(iterations=_ITERATIONS.value)
+  params = crf.CRFParams(iterations=FLAGS.iterations)
   benchmark_speed(params)
-  if _PROFILE.value:
+  if FLAGS.profile:
     profile_iterations(params)
     print('  stages, each jitted alone:')
     profile_stages(params)
-  if _EXACT_SIZE.value:
+  if FLAGS.exact_size:
     check_exact(params)
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

@@ -1,21 +1,19 @@
-"""deeplab_jax.benchmark: the real entry point on a tiny model, without TensorFlow; MFU arithmetic."""
+"""deeplab_jax.benchmarks.step: the real entry point on a tiny model, without TensorFlow; MFU arithmetic."""
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from deeplab_jax import benchmark
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from deeplab_jax.benchmarks import step
+from tests.conftest import ROOT, user_env
 
 # Runs the module as `python -m` would, then reports whether anything imported TensorFlow.
 RUNNER = """
 import runpy, sys
-sys.argv = ['benchmark'] + sys.argv[1:]
+sys.argv = ['step'] + sys.argv[1:]
 try:
-  runpy.run_module('deeplab_jax.benchmark', run_name='__main__')
+  runpy.run_module('deeplab_jax.benchmarks.step', run_name='__main__')
 except SystemExit as e:
   if e.code:
     raise
@@ -30,7 +28,7 @@ def tiny_run(tmp_path_factory):
           '--config.model.resnet.width=8', '--config.model.resnet.blocks=(1, 1, 1, 1)',
           '--config.model.multi_grid=()', '--config.model.aspp_features=16', '--peak_tflops=1',
           f'--json={out}']
-  env = dict(os.environ, XLA_FLAGS='', JAX_PLATFORMS='cpu')  # one CPU device, as a user would have
+  env = dict(user_env(), JAX_PLATFORMS='cpu')
   proc = subprocess.run([sys.executable, '-c', RUNNER, *args], cwd=ROOT, env=env, capture_output=True,
                         text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -71,40 +69,21 @@ def test_macs_are_the_summary_modes(tiny_run):
 
 def test_result_mfu_by_hand():
   # 10 GMACs per image, batch 4, train: 2 * 3 * 10e9 * 4 = 240 GFLOP in 0.5 s = 0.48 TFLOP/s of 989.4.
-  r = benchmark.result('train', [0.4, 0.5, 0.9], 1.0, {}, 4, 10 * 10**9, 989.4e12)
+  r = step.result('train', [0.4, 0.5, 0.9], 1.0, {}, 4, 10 * 10**9, 989.4e12)
   assert r['images_per_s'] == pytest.approx(8.0)
   assert r['mfu'] == pytest.approx(0.48 / 989.4)
-  assert benchmark.result('inference', [0.5], 1.0, {}, 4, 10**9, None)['mfu'] is None
+  assert step.result('inference', [0.5], 1.0, {}, 4, 10**9, None)['mfu'] is None
 
 
 def test_peak_table():
-  assert benchmark.peak_flops('NVIDIA H200', 'bfloat16') == pytest.approx(989.4e12)
-  assert benchmark.peak_flops('cpu', 'float32') is None
-  assert benchmark.peak_flops('cpu', 'float32', override_tflops=2.5) == pytest.approx(2.5e12)
+  assert step.peak_flops('NVIDIA H200', 'bfloat16') == pytest.approx(989.4e12)
+  assert step.peak_flops('cpu', 'float32') is None
+  assert step.peak_flops('cpu', 'float32', override_tflops=2.5) == pytest.approx(2.5e12)
 
 
 def test_interleaved_times_alternate():
   calls = []
-  times = benchmark.interleaved_times({'a': lambda: calls.append('a'), 'b': lambda: calls.append('b')},
+  times = step.interleaved_times({'a': lambda: calls.append('a'), 'b': lambda: calls.append('b')},
                                       steps=2, warmup=1)
   assert calls == ['a', 'b'] * 3 and [len(t) for t in times.values()] == [2, 2]
 
-
-def test_torch_side_is_the_same_architecture():
-  # The model benchmark_torch times as ours has torchvision deeplabv3_resnet101's parameter count.
-  import jax
-  import jax.numpy as jnp
-
-  from deeplab_jax import benchmark_torch
-  from deeplab_jax.models.deeplab import build_model
-  try:
-    torch, segmentation = benchmark_torch.import_torchvision()
-  except ImportError:
-    pytest.skip('torch / torchvision not installed')
-  config = benchmark_torch.torchvision_config('float32')
-  model = build_model(config, train=False)
-  variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 65, 65, 3)))
-  ours = sum(x.size for x in jax.tree.leaves(variables['params']))
-  peer = segmentation.deeplabv3_resnet101(weights=None, weights_backbone=None, num_classes=21,
-                                          aux_loss=False)
-  assert ours == sum(p.numel() for p in peer.parameters())

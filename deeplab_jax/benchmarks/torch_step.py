@@ -1,8 +1,8 @@
 """torchvision's deeplabv3_resnet101 against deeplab_jax's same architecture, same run, same device.
 
-  python -m deeplab_jax.benchmark_torch --modes=inference --batch=1 --size=513 --steps=5 \\
+  python -m deeplab_jax.benchmarks.torch_step --modes=inference --batch=1 --size=513 --steps=5 \\
       --warmup=1                                                                          # CPU
-  python -m deeplab_jax.benchmark_torch --modes=train,inference --batch=16 --size=513 \\
+  python -m deeplab_jax.benchmarks.torch_step --modes=train,inference --batch=16 --size=513 \\
       --dtype=bfloat16 --steps=20 --warmup=3                                              # GPU
 
 Ours is configs/pretrained/torchvision_deeplabv3.py, torchvision's model (tests/models/test_peers.py
@@ -10,19 +10,18 @@ checks the parameter counts agree): ResNet-101, output stride 8, torchvision dil
 multi-grid, 3x3 conv after ASPP, ASPP dropout 0.5, no aux head. torchvision runs channels_last; on CUDA
 under bf16 autocast when --dtype=bfloat16 (AMP), on CPU in float32. A train step on both sides is
 forward, softmax cross-entropy (ignore 255), backward and SGD with momentum 0.9 and weight decay 1e-4.
-The two sides alternate step by step (benchmark.interleaved_times), so load changes hit both alike;
+The two sides alternate step by step (step.interleaved_times), so load changes hit both alike;
 the figure to read is the ratio of medians, ours / torchvision's images/s (> 1: ours is faster).
 """
 import statistics
-import sys
 from typing import Any, Callable
 
-from absl import app
+from absl import app, flags
 
-from deeplab_jax import benchmark, peers
+from deeplab_jax import peers
+from deeplab_jax.benchmarks import step
 
-# --batch, --size, --steps, --warmup, --dtype and --modes are deeplab_jax.benchmark's flags (defined
-# when it is imported); --config is unused here: the model is `torchvision_config`.
+FLAGS = flags.FLAGS
 _NUM_CLASSES = 21
 
 
@@ -85,15 +84,15 @@ def compare(modes: list[str], batch_size: int, size: int, steps: int, warmup: in
   """Per mode: both sides' step times, interleaved; ours / theirs images/s."""
   import jax
   config = torchvision_config(dtype)
-  batch = benchmark.fake_batch(batch_size, size, _NUM_CLASSES)
+  batch = step.fake_batch(batch_size, size, _NUM_CLASSES)
   theirs, where = torch_runners(batch, dtype)
-  ours_makers = {'train': benchmark.train_runner, 'inference': benchmark.inference_runner}
+  ours_makers = {'train': step.train_runner, 'inference': step.inference_runner}
   print(f'ours: jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()}), '
         f'{dtype}; theirs: {where}; batch {batch_size}, {size}x{size}', flush=True)
   rows = []
   for mode in modes:
     ours, compile_s, _ = ours_makers[mode](config, batch)
-    times = benchmark.interleaved_times({'deeplab_jax': ours, 'torchvision': theirs[mode]}, steps, warmup)
+    times = step.interleaved_times({'deeplab_jax': ours, 'torchvision': theirs[mode]}, steps, warmup)
     medians = {name: statistics.median(t) for name, t in times.items()}
     rows.append({'mode': mode, 'compile_s': compile_s, 'times': times, 'medians': medians,
                  'ratio': medians['torchvision'] / medians['deeplab_jax']})
@@ -114,14 +113,13 @@ def format_rows(rows: list[dict], batch_size: int) -> str:
 
 def main(argv):
   del argv
-  b = benchmark
-  unknown = set(b._MODES.value) - {'train', 'inference'}
-  if unknown:
-    sys.exit(f'error: --modes: unknown {sorted(unknown)}; use train and/or inference')
-  rows = compare(b._MODES.value, b._BATCH.value, b._SIZE.value, b._STEPS.value, b._WARMUP.value,
-                 b._DTYPE.value or 'float32')
-  print(format_rows(rows, b._BATCH.value))
+  step.check_modes(FLAGS.modes)
+  rows = compare(FLAGS.modes, FLAGS.batch, FLAGS.size, FLAGS.steps, FLAGS.warmup, FLAGS.dtype or 'float32')
+  print(format_rows(rows, FLAGS.batch))
 
 
 if __name__ == '__main__':
+  # step's flags: --batch, --size, --steps, --warmup, --dtype and --modes; its --config is unused here,
+  # the model being `torchvision_config`.
+  step.define_flags()
   app.run(main)

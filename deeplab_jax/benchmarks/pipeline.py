@@ -1,6 +1,6 @@
 """Training-pipeline throughput in images/s on VOC-sized synthetic JPEGs, for 1, 2, ... tf.data threads.
 
-    python -m deeplab_jax.data.benchmark --config=configs/quickstart.py [--threads=1,2] [--batches=20]
+    python -m deeplab_jax.benchmarks.pipeline --config=configs/quickstart.py [--threads=1,2] [--batches=20]
 
 Runs the real training pipeline (decode, label checks, random scale 0.5-2.0, mean-pixel padding, crop,
 flip, normalisation, batching) at the crop size given by --crop (default 513, the paper's), each thread
@@ -17,14 +17,19 @@ from ml_collections import config_flags  # noqa: E402
 from deeplab_jax.data import pipeline, synthetic, voc  # noqa: E402
 from deeplab_jax.data.split import Split  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file('config', 'configs/quickstart.py', 'Config whose data fields '
-                                          '(scales, normalisation, flip) are measured.')
-_ROOT = flags.DEFINE_string('root', '/tmp/deeplab_jax_benchmark', 'Where the synthetic images go.')
-_IMAGES = flags.DEFINE_integer('images', 96, 'Synthetic training images (sides 375..500, as VOC).')
-_THREADS = flags.DEFINE_list('threads', ['1', '2'], 'tf.data thread counts to measure.')
-_BATCHES = flags.DEFINE_integer('batches', 20, 'Timed batches per thread count, after 3 warm-up ones.')
-_BATCH = flags.DEFINE_integer('batch_size', 16, 'Images per batch.')
-_CROP = flags.DEFINE_integer('crop', 513, 'Training crop size.')
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """This command's flags; defined only when run, so the benchmarks import side by side."""
+  config_flags.DEFINE_config_file('config', 'configs/quickstart.py', 'Config whose data fields (scales, '
+                                  'normalisation, flip) are measured.')
+  flags.DEFINE_string('root', '/tmp/deeplab_jax_benchmark', 'Where the synthetic images go.')
+  flags.DEFINE_integer('images', 96, 'Synthetic training images (sides 375..500, as VOC).')
+  flags.DEFINE_list('threads', ['1', '2'], 'tf.data thread counts to measure.')
+  flags.DEFINE_integer('batches', 20, 'Timed batches per thread count, after 3 warm-up ones.')
+  flags.DEFINE_integer('batch_size', 16, 'Images per batch.')
+  flags.DEFINE_integer('crop', 513, 'Training crop size.')
 
 
 def measure(split: Split, data, threads: int, batches: int, batch_size: int):
@@ -47,20 +52,21 @@ def measure(split: Split, data, threads: int, batches: int, batch_size: int):
 
 def main(argv):
   del argv
-  data = _CONFIG.value.data
+  data = FLAGS.config.data
   data.unlock()
-  data.crop_size = _CROP.value
+  data.crop_size = FLAGS.crop
   data.min_scale, data.max_scale, data.scale_step = 0.5, 2.0, 0.25  # the paper's, whatever the config
-  synthetic.ensure(_ROOT.value, num_train=_IMAGES.value, num_val=1, min_size=375, max_size=500, seed=0)
-  split = voc.read_split(_ROOT.value, 'train', 'SegmentationClass')
-  print(f'{len(split)} JPEGs 375..500 px a side, crop {data.crop_size}, batch {_BATCH.value}, '
+  synthetic.ensure(FLAGS.root, num_train=FLAGS.images, num_val=1, min_size=375, max_size=500, seed=0)
+  split = voc.read_split(FLAGS.root, 'train', 'SegmentationClass')
+  print(f'{len(split)} JPEGs 375..500 px a side, crop {data.crop_size}, batch {FLAGS.batch_size}, '
         f'{os.cpu_count()} CPUs')
-  for threads in map(int, _THREADS.value):
+  for threads in map(int, FLAGS.threads):
     load = os.getloadavg()[0]
-    rate, per_cpu, cores = measure(split, data, threads, _BATCHES.value, _BATCH.value)
+    rate, per_cpu, cores = measure(split, data, threads, FLAGS.batches, FLAGS.batch_size)
     print(f'threads {threads}: {rate:7.1f} images/s, {per_cpu:6.1f} images per CPU-second, '
           f'{cores:4.2f} cores busy (1-min load average before: {load:.2f})', flush=True)
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

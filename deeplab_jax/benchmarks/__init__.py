@@ -1,0 +1,18 @@
+"""Benchmarks, each a command run from the repository root (results and their readings: BENCHMARKS.md).
+
+    step        train-step and inference throughput, memory and MFU of a config's model, fake batches
+                  python -m deeplab_jax.benchmarks.step --config=configs/v3_voc.py --batch=16 --size=513
+    torch_step  the same step against torchvision's deeplabv3_resnet101, interleaved on one device
+                  python -m deeplab_jax.benchmarks.torch_step --modes=inference --batch=1 --size=513
+    atrous      the two atrous-conv implementations at DeepLab's shapes; --write_defaults records the
+                faster one for this platform in ops/atrous_defaults.json (what impl='auto' picks)
+                  python -m deeplab_jax.benchmarks.atrous --repeats=3 [--write_defaults]
+    crf         the JAX dense CRF against pydensecrf2: time and agreement, permutohedral vs exact
+                  python -m deeplab_jax.benchmarks.crf [--colour_noise=8] [--profile]
+    pipeline    tf.data training-pipeline throughput in images/s on synthetic VOC-sized JPEGs
+                  python -m deeplab_jax.benchmarks.pipeline --config=configs/quickstart.py --threads=1,2
+
+Each module defines its flags only when run as a command (`define_flags`), so that they can be imported
+side by side (by tests, or torch_step importing step) without their flag names clashing. Only pipeline
+imports TensorFlow.
+"""
