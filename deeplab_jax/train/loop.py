@@ -181,11 +181,23 @@ class Profile:
       self.active = False
 
 
+def _check_finite(step: int | None, step_metrics: dict | None, checkpointer: Checkpointer) -> None:
+  """UserError if step's loss or gradient was inf or NaN (reads one device scalar)."""
+  if step_metrics is None or bool(step_metrics['finite']):
+    return
+  raise UserError(f'Non-finite loss or gradient at step {step} (loss {float(step_metrics["loss"])}); '
+                  f'stopped without saving it. The latest checkpoint (step {checkpointer.latest_step()}) '
+                  'is the last good state. Lower train.base_lr, add train.warmup_steps, or check the data.')
+
+
 def _train(run: Run, state, train_split, *, dropout_rng: jax.Array, run_eval: Callable):
   """The step loop from state.step; on SIGINT/SIGTERM saves the current step and exits with status
   130/143.
 
-  A non-finite loss or gradient raises UserError before that step's state can be saved.
+  The host never waits for a step it has just dispatched: the next batch is put on the devices while
+  the step runs, and a step's non-finite flag is read after the following step is dispatched (or at
+  once, before that step's state is logged or saved). So a non-finite loss or gradient raises UserError
+  before any state it produced can be saved.
   """
   config, checkpointer, writer, log = run.config, run.checkpointer, run.writer, run.log
   train, start = config.train, int(state.step)
@@ -195,25 +207,26 @@ def _train(run: Run, state, train_split, *, dropout_rng: jax.Array, run_eval: Ca
   progress, collected, stop = Progress(train.num_steps), None, StopRequest()
   profile = Profile(tuple(train.profile_steps), run.workdir)
   device_state = front.put_state(state)
+  previous = (None, None)  # (step, metrics) whose finite flag is still unread
   try:
+    next_batch = front.put_batch(next(batches)) if start < train.num_steps else None
     for step in range(start + 1, train.num_steps + 1):
       profile.before(step)
       with jax.profiler.StepTraceAnnotation('train', step_num=step):
-        device_state, step_metrics = front.step(device_state, front.put_batch(next(batches)),
-                                                dropout_rng)
+        device_state, step_metrics = front.step(device_state, next_batch, dropout_rng)
+      if step < train.num_steps:
+        next_batch = front.put_batch(next(batches))
       profile.after(step, device_state)
       step_metrics = front.metrics(step_metrics)
-      # One scalar read per step: the price of never checkpointing a diverged state.
-      if not bool(step_metrics.pop('finite')):
-        raise UserError(f'Non-finite loss or gradient at step {step} (loss {float(step_metrics["loss"])}'
-                        f'); stopped without saving it. The latest checkpoint '
-                        f'(step {checkpointer.latest_step()}) is the last good state. Lower '
-                        'train.base_lr, add train.warmup_steps, or check the data.')
-      update = TrainMetrics.single_from_model_output(**step_metrics)
+      _check_finite(*previous, checkpointer)
+      previous = (step, step_metrics)
+      update = TrainMetrics.single_from_model_output(
+          **{k: v for k, v in step_metrics.items() if k != 'finite'})
       collected = update if collected is None else collected.merge(update)
       if step == start + 1:
         progress.mark(step)
       if step % train.log_every == 0 or step == train.num_steps:
+        _check_finite(*previous, checkpointer)
         values = collected.compute()
         scalars = {f'train/{k}': v for k, v in values.items()}
         if progress.rate(step):
@@ -223,6 +236,7 @@ def _train(run: Run, state, train_split, *, dropout_rng: jax.Array, run_eval: Ca
         collected = None
       evaluate = train.eval_every and step % train.eval_every == 0 and step != train.num_steps
       if evaluate or step % train.checkpoint_every == 0 or step == train.num_steps or stop.signal:
+        _check_finite(*previous, checkpointer)
         state = front.get_state(device_state)
         results = run_eval(state) if evaluate else None
         checkpointer.save(step, state, force=bool(stop.signal),
@@ -231,6 +245,7 @@ def _train(run: Run, state, train_split, *, dropout_rng: jax.Array, run_eval: Ca
         checkpointer.close()
         log(f'{stop.signal}: saved a checkpoint at step {step}; rerun the same command to resume.')
         raise SystemExit(130 if stop.signal == 'SIGINT' else 143)
+    _check_finite(*previous, checkpointer)
   finally:
     stop.restore()
     if profile.active:

@@ -1,6 +1,6 @@
 """ASPP atrous rates and the image-pooling branch: DeepLabv3 ResNet-101, train and eval OS 16."""
 BASE_CONFIG = 'configs/v3_voc.py'
-PAPER_SOURCE = 'DeepLabv3 (SPEC.md): only the full model (rates 6, 12, 18 + image pooling) at OS 16'
+PAPER_SOURCE = 'DeepLabv3 paper: only the full model (rates 6, 12, 18 + image pooling) at OS 16'
 PAPER = {'rates_6_12_18_pool': 77.21}
 
 

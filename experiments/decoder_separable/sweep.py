@@ -3,7 +3,7 @@
 Every point trains at OS 16 and evaluates at OS 16, the setting of the figures below.
 """
 BASE_CONFIG = 'configs/v3plus_voc.py'
-PAPER_SOURCE = 'DeepLabv3+ (SPEC.md), eval OS 16'
+PAPER_SOURCE = 'DeepLabv3+ paper, eval OS 16'
 PAPER = {'xception': 79.17, 'xception_decoder': 79.93, 'xception_decoder_separable': 79.79,
          'resnet101_decoder': 78.85}
 

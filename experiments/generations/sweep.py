@@ -1,7 +1,7 @@
 """Generations v1 -> v2 -> v3 -> v3+: each paper's VOC recipe, as its config file, on PASCAL VOC 2012 val."""
 BASE_CONFIG = 'configs/v3_voc.py'
 PAPER_SOURCE = ('v1: 62.25 before CRF (configs/v1_voc.py docstring; 67.64 with CRF); '
-                'v2: 76.35 with COCO pre-training; v3, v3+: SPEC.md')
+                'v2: 76.35 with COCO pre-training; v3, v3+: their papers (README table)')
 PAPER = {
     'v1_largefov': 62.25,  # DeepLab-LargeFOV before CRF (67.64 with CRF)
     'v2_aspp_l': 76.35,  # MSC + COCO + aug + ASPP; our config has no COCO pre-training

@@ -4,7 +4,7 @@ The v2 paper compares the heads on VGG-16 (its Table 3), so every point uses the
 configs/v2_voc.py that the config's docstring gives: fc6/fc7 of 1024 channels, base LR 1e-3, no MSC.
 """
 BASE_CONFIG = 'configs/v2_voc.py'
-PAPER_SOURCE = 'DeepLab v2 compares them on VGG-16; those figures are not in SPEC.md'
+PAPER_SOURCE = 'DeepLab v2 compares them on VGG-16; its VGG-16 figures are not listed here'
 PAPER = {}
 
 VGG = {'model.backbone': 'vgg16', 'model.fc_features': 1024, 'train.base_lr': 0.001,

@@ -5,7 +5,7 @@ Cheaper when compute is short: train one point, then add the settings to one che
 python -m deeplab_jax.main --mode=eval --config.eval.extra_settings=... (see the README).
 """
 BASE_CONFIG = 'configs/v3_voc.py'
-PAPER_SOURCE = 'DeepLabv3 (SPEC.md)'
+PAPER_SOURCE = 'DeepLabv3 paper'
 PAPER = {'eval_os16': 77.21, 'eval_os8': 78.51, 'eval_os8_ms': 79.45, 'eval_os8_ms_flip': 79.77}
 
 MS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)

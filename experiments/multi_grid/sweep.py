@@ -1,6 +1,6 @@
 """Multi-grid rates of block4's three units: DeepLabv3 ResNet-101 + ASPP, train and eval OS 16."""
 BASE_CONFIG = 'configs/v3_voc.py'
-PAPER_SOURCE = 'DeepLabv3 (SPEC.md): only the (1, 2, 4) recipe at OS 16'
+PAPER_SOURCE = 'DeepLabv3 paper: only the (1, 2, 4) recipe at OS 16'
 PAPER = {'mg_1_2_4': 77.21}
 
 

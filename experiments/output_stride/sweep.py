@@ -1,6 +1,6 @@
 """Output stride at training and at evaluation: DeepLabv3 ResNet-101 with ASPP on VOC 2012 val."""
 BASE_CONFIG = 'configs/v3_voc.py'
-PAPER_SOURCE = 'DeepLabv3 (SPEC.md): train OS 16 -> eval OS 16 / 8; other strides not in SPEC.md'
+PAPER_SOURCE = 'DeepLabv3 paper: train OS 16 -> eval OS 16 / 8; other strides are not in the paper'
 PAPER = {'train16_eval16': 77.21, 'train16_eval8': 78.51}
 
 
