@@ -87,6 +87,8 @@ def get_config() -> ml_collections.ConfigDict:
   model.fine_tune_batch_norm = True  # False freezes BatchNorm (moving statistics, no update)
   model.dtype = 'float32'  # compute dtype: float32 | bfloat16 (parameters stay float32)
   model.atrous_impl = 'auto'  # atrous convs: auto (measured per platform) | dilation | space_to_batch
+  model.depthwise_impl = 'auto'  # depthwise convs: auto (measured per platform) | grouped | taps
+  model.pointwise_impl = 'auto'  # 1x1 convs: auto (measured per platform) | conv | dot
   model.remat = 'none'  # 'backbone': recompute each backbone unit in the backward pass (less memory)
 
   config.train = train = ml_collections.ConfigDict()

@@ -1,4 +1,4 @@
-r"""Times the two atrous-conv implementations against each other at DeepLab's shapes.
+r"""Times the atrous-conv implementations against each other at DeepLab's shapes.
 
     python -m deeplab_jax.benchmarks.atrous                    # every case, rates 1..36, batch 1
     python -m deeplab_jax.benchmarks.atrous --cases=aspp_os16 --rates=6,12,18 --batch=4
@@ -6,10 +6,11 @@ r"""Times the two atrous-conv implementations against each other at DeepLab's sh
 
 Each case is one 3x3 stride-1 conv at the shape DeepLab runs it for a 513x513 input: the ASPP branches
 (2048 -> 256 channels at 33x33 for output stride 16, 65x65 for OS 8) and Xception's depthwise convs
-(exit flow 1536 channels at 33x33, middle flow 728 at 65x65). Both implementations are jit-compiled
-(compile time excluded), run once to warm up, then timed alternately, so the load of a shared machine
-falls on both alike; the table gives medians and the ratio dilation / space_to_batch (> 1: space-to-batch
-is faster), and the largest difference between the two impls' outputs relative to the largest output.
+(exit flow 1536 channels at 33x33, middle flow 728 at 65x65), and MobileNetV3-Large's ASPP at a 208x208
+input (960 -> 256 at 13x13). The implementations are jit-compiled (compile time excluded), run once to
+warm up, then timed in turn, so the load of a shared machine falls on all alike; the table gives
+medians, each impl's time over dilation's (< 1: faster than dilation), and the largest difference from
+dilation's outputs relative to the largest output.
 'fwd+bwd' is the forward pass plus the VJP for the input and the kernel.
 
 The winner per conv kind (regular, depthwise) is the impl with the better geometric-mean time over the
@@ -46,6 +47,7 @@ CASES = {
     'aspp_os8': Case(65, 2048, 256, False),
     'xception_dw_os16': Case(33, 1536, 1536, True),
     'xception_dw_os8': Case(65, 728, 728, True),
+    'aspp_mnv3_208': Case(13, 960, 256, False),
 }
 
 FLAGS = flags.FLAGS
@@ -98,10 +100,11 @@ def max_relative_difference(a, b) -> float:
   return max(float(jnp.abs(x - y).max()) for x, y in pairs) / max(scale, 1e-30)
 
 
-def time_pair(case: Case, rate: int, backward: bool, repeats: int, batch: int):
-  """Median seconds {impl: s}, compile seconds {impl: s} and the impls' max relative difference.
+def time_impls(case: Case, rate: int, backward: bool, repeats: int, batch: int):
+  """Median seconds {impl: s}, compile seconds {impl: s} and the largest max relative difference of an
+  impl from dilation.
 
-  The two impls are timed alternately, so the load of a shared machine falls on both alike.
+  The impls are timed in turn, so the load of a shared machine falls on all alike.
   """
   args = make_inputs(case, batch)
   fns, compile_s, outputs = {}, {}, {}
@@ -114,29 +117,34 @@ def time_pair(case: Case, rate: int, backward: bool, repeats: int, batch: int):
   for _ in range(repeats):
     for impl in atrous.IMPLS:
       times[impl].append(_seconds(fns[impl], args))
-  difference = max_relative_difference(*(outputs[impl] for impl in atrous.IMPLS))
+  difference = max(max_relative_difference(outputs['dilation'], outputs[impl])
+                   for impl in atrous.IMPLS if impl != 'dilation')
   return {impl: statistics.median(t) for impl, t in times.items()}, compile_s, difference
 
 
 def measure(cases: dict[str, Case], rates: list[int], passes: list[str], repeats: int, batch: int,
             log=print) -> list[dict]:
   """Every case x rate x pass, each logged as a markdown table row when done; returns the rows."""
-  log('| case | input -> output | rate | pass | dilation ms | space_to_batch ms | dilation / s2b |'
-      ' max rel. diff | compile ms (dil / s2b) |')
-  log('|---|---|---|---|---|---|---|---|---|')
+  others = [impl for impl in atrous.IMPLS if impl != 'dilation']
+  log('| case | input -> output | rate | pass | ' + ' | '.join(f'{impl} ms' for impl in atrous.IMPLS)
+      + ' | ' + ' | '.join(f'{impl} / dilation' for impl in others) + ' | max rel. diff | compile ms ('
+      + ' / '.join(atrous.IMPLS) + ') |')
+  log('|---|---|---|---|' + '---|' * (len(atrous.IMPLS) + len(others) + 2))
   rows = []
   for name, case in cases.items():
     shape = (f'{case.size}x{case.size}x{case.channels} -> '
              + ('depthwise' if case.depthwise else str(case.features)))
     for rate in rates:
       for pass_name in passes:
-        median, compile_s, difference = time_pair(case, rate, pass_name == 'fwd+bwd', repeats, batch)
+        median, compile_s, difference = time_impls(case, rate, pass_name == 'fwd+bwd', repeats, batch)
+        over = {impl: median[impl] / median['dilation'] for impl in others}
         rows.append({'case': name, 'depthwise': case.depthwise, 'rate': rate, 'pass': pass_name,
                      'median_s': median, 'compile_s': compile_s, 'max_relative_difference': difference,
-                     'ratio': median['dilation'] / median['space_to_batch']})
-        log(f'| {name} | {shape} | {rate} | {pass_name} | {1e3 * median["dilation"]:.1f} | '
-            f'{1e3 * median["space_to_batch"]:.1f} | {rows[-1]["ratio"]:.2f} | {difference:.1e} | '
-            f'{1e3 * compile_s["dilation"]:.0f} / {1e3 * compile_s["space_to_batch"]:.0f} |', flush=True)
+                     'over_dilation': over})
+        log(f'| {name} | {shape} | {rate} | {pass_name} | '
+            + ' | '.join(f'{1e3 * median[impl]:.1f}' for impl in atrous.IMPLS) + ' | '
+            + ' | '.join(f'{over[impl]:.2f}' for impl in others) + f' | {difference:.1e} | '
+            + ' / '.join(f'{1e3 * compile_s[impl]:.0f}' for impl in atrous.IMPLS) + ' |', flush=True)
   return rows
 
 
@@ -144,15 +152,16 @@ def _gmean(values: list[float]) -> float:
   return math.exp(np.mean(np.log(values)))
 
 
-def winners(rows: list[dict]) -> dict[bool, tuple[str, float]]:
-  """Per depthwise flag: (the impl with the better geometric-mean time over rates > 1, that mean of
-  dilation / space_to_batch); flags without such a row are left out."""
-  ratios = {False: [], True: []}
-  for row in rows:
-    if row['rate'] > 1:
-      ratios[row['depthwise']].append(row['ratio'])
-  return {depthwise: ('space_to_batch' if _gmean(r) > 1. else 'dilation', _gmean(r))
-          for depthwise, r in ratios.items() if r}
+def winners(rows: list[dict]) -> dict[bool, tuple[str, dict[str, float]]]:
+  """Per depthwise flag: (the impl with the best geometric-mean time over rates > 1, {impl: that mean
+  of impl / dilation}); flags without such a row are left out."""
+  found = {}
+  for depthwise in (False, True):
+    kept = [row['over_dilation'] for row in rows if row['rate'] > 1 and row['depthwise'] == depthwise]
+    if kept:
+      means = {'dilation': 1.0, **{impl: _gmean([r[impl] for r in kept]) for impl in kept[0]}}
+      found[depthwise] = (min(means, key=means.get), means)
+  return found
 
 
 def record_defaults(found: dict[bool, tuple[str, float]], command: str, path: str) -> dict:
@@ -163,8 +172,9 @@ def record_defaults(found: dict[bool, tuple[str, float]], command: str, path: st
   device = jax.devices()[0]
   info = {'date': datetime.date.today().isoformat(),
           'device': f'{jax.default_backend()} {device.device_kind} x{jax.device_count()}, float32',
-          'measured': [{'command': command, 'dilation_over_space_to_batch': {
-              'depthwise' if d else 'regular': round(gmean, 3) for d, (_, gmean) in sorted(found.items())}}]}
+          'measured': [{'command': command, 'over_dilation': {
+              'depthwise' if d else 'regular': {impl: round(m, 3) for impl, m in means.items()}
+              for d, (_, means) in sorted(found.items())}}]}
   return atrous.write_defaults(jax.default_backend(), {d: impl for d, (impl, _) in found.items()}, info,
                                path)
 
@@ -179,9 +189,9 @@ def main(argv):
   rows = measure({name: CASES[name] for name in FLAGS.cases}, [int(r) for r in FLAGS.rates], FLAGS.passes,
                  FLAGS.repeats, FLAGS.batch)
   found = winners(rows)
-  for depthwise, (impl, gmean) in found.items():
-    print(f'{jax.default_backend()}, depthwise={depthwise}: geometric-mean dilation / s2b over rates > 1'
-          f' = {gmean:.2f} -> faster: {impl}')
+  for depthwise, (impl, means) in found.items():
+    print(f'{jax.default_backend()}, depthwise={depthwise}: geometric-mean time / dilation over rates > 1'
+          f' = {", ".join(f"{i} {m:.2f}" for i, m in means.items())} -> fastest: {impl}')
   if FLAGS.write_defaults:
     command = shlex.join(['python', '-m', 'deeplab_jax.benchmarks.atrous', *sys.argv[1:]])
     entry = record_defaults(found, command, FLAGS.defaults_file)

@@ -5,7 +5,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from deeplab_jax.models.layers import ConvBNReLU, ModuleDef, conv3x3, resize_bilinear
+from deeplab_jax.models.layers import ConvBNReLU, ConvImplLike, ModuleDef, conv3x3, resize_bilinear
 from deeplab_jax.ops.atrous import AtrousConv
 
 
@@ -22,11 +22,13 @@ class ImagePooling(nn.Module):
   features: int
   norm: ModuleDef
   dtype: Any = jnp.float32
+  conv_impl: ConvImplLike = 'auto'  # see ops.atrous.ConvImpl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     pooled = jnp.mean(x, axis=(1, 2), keepdims=True)
-    pooled = ConvBNReLU(self.features, self.norm, 1, dtype=self.dtype, name='conv_bn')(pooled)
+    pooled = ConvBNReLU(self.features, self.norm, 1, dtype=self.dtype, conv_impl=self.conv_impl,
+                        name='conv_bn')(pooled)
     # Bilinear upsampling of a 1x1 map is a broadcast.
     return jnp.broadcast_to(pooled, x.shape[:3] + (self.features,))
 
@@ -54,19 +56,21 @@ class ASPP(nn.Module):
   dtype: Any = jnp.float32
   separable: bool = False
   depthwise_bn: bool = True
-  atrous_impl: str = 'auto'  # see ops.atrous.AtrousConv.impl
+  conv_impl: ConvImplLike = 'auto'  # see ops.atrous.AtrousConv.impl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """x [B, h, w, C] -> [B, h, w, features]."""
-    branches = [ConvBNReLU(self.features, self.norm, 1, dtype=self.dtype, name='branch0')(x)]
+    branches = [ConvBNReLU(self.features, self.norm, 1, dtype=self.dtype, conv_impl=self.conv_impl,
+                           name='branch0')(x)]
     for i, rate in enumerate(self.rates):
       branches.append(conv3x3(self.features, self.norm, rate, self.separable, self.depthwise_bn,
-                              self.dtype, name=f'branch{i + 1}', atrous_impl=self.atrous_impl)(x))
+                              self.dtype, name=f'branch{i + 1}', conv_impl=self.conv_impl)(x))
     if self.image_pooling:
-      branches.append(ImagePooling(self.features, self.norm, self.dtype, name='image_pooling')(x))
+      branches.append(ImagePooling(self.features, self.norm, self.dtype, conv_impl=self.conv_impl,
+                                   name='image_pooling')(x))
     y = jnp.concatenate(branches, axis=-1)
-    y = ConvBNReLU(self.features, self.norm, 1, dtype=self.dtype, name='project')(y)
+    y = ConvBNReLU(self.features, self.norm, 1, dtype=self.dtype, conv_impl=self.conv_impl, name='project')(y)
     return nn.Dropout(self.dropout_rate, deterministic=not self.train)(y)
 
 
@@ -88,13 +92,13 @@ class DeepLabV3Head(nn.Module):
   aspp_separable: bool = False
   separable_depthwise_bn: bool = True
   aspp_post_conv: bool = False
-  atrous_impl: str = 'auto'  # see ops.atrous.AtrousConv.impl
+  conv_impl: ConvImplLike = 'auto'  # see ops.atrous.AtrousConv.impl
 
   def aspp(self, x: jax.Array) -> jax.Array:
     """x [B, h, w, C] -> ASPP features [B, h, w, aspp_features] (this head's part before the classifier)."""
     y = ASPP(self.rates, self.norm, self.aspp_features, self.image_pooling, self.dropout_rate,
              self.train, self.dtype, self.aspp_separable, self.separable_depthwise_bn,
-             self.atrous_impl, name='aspp')(x)
+             self.conv_impl, name='aspp')(x)
     if self.aspp_post_conv:
       y = conv3x3(self.aspp_features, self.norm, 1, self.aspp_separable, self.separable_depthwise_bn,
                   self.dtype, name='post_conv')(y)
@@ -102,7 +106,7 @@ class DeepLabV3Head(nn.Module):
 
   def classify(self, y: jax.Array) -> jax.Array:
     return AtrousConv(self.num_classes, 1, use_bias=True, dtype=self.dtype,
-                      kernel_init=nn.initializers.normal(0.01), name='logits')(y)
+                      kernel_init=nn.initializers.normal(0.01), impl=self.conv_impl, name='logits')(y)
 
   @nn.compact
   def __call__(self, x: jax.Array, low_level: jax.Array | None = None) -> jax.Array:
@@ -131,7 +135,7 @@ class DeepLabV3PlusHead(DeepLabV3Head):
     """x [B, h, w, C], low_level [B, H/4, W/4, C'] -> logits [B, H/4, W/4, num_classes]."""
     y = self.aspp(x)
     low = ConvBNReLU(self.decoder_low_level_features, self.norm, 1, dtype=self.dtype,
-                     name='low_level_project')(low_level)
+                     conv_impl=self.conv_impl, name='low_level_project')(low_level)
     y = resize_bilinear(y, low.shape[1:3], self.upsample_align_corners).astype(low.dtype)
     y = jnp.concatenate([y, low], axis=-1)
     for i in range(self.decoder_convs):
@@ -151,10 +155,12 @@ class FCNHead(nn.Module):
   dropout_rate: float = 0.1
   train: bool = False
   dtype: Any = jnp.float32
+  conv_impl: ConvImplLike = 'auto'  # see ops.atrous.ConvImpl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = ConvBNReLU(x.shape[-1] // 4, self.norm, 3, dtype=self.dtype, name='conv_bn')(x)
+    y = ConvBNReLU(x.shape[-1] // 4, self.norm, 3, dtype=self.dtype, conv_impl=self.conv_impl,
+                   name='conv_bn')(x)
     y = nn.Dropout(self.dropout_rate, deterministic=not self.train)(y)
     return AtrousConv(self.num_classes, 1, use_bias=True, dtype=self.dtype,
-                      kernel_init=nn.initializers.normal(0.01), name='logits')(y)
+                      kernel_init=nn.initializers.normal(0.01), impl=self.conv_impl, name='logits')(y)

@@ -12,6 +12,7 @@ import ml_collections
 
 from deeplab_jax.errors import UserError
 from deeplab_jax.models import mobilenet, mobilenet_v3, resnet, vgg, xception
+from deeplab_jax.ops import atrous
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +21,7 @@ class Context:
   norm: Any  # BatchNorm factory (layers.make_norm)
   output_stride: int
   dtype: Any
-  atrous_impl: str
+  conv_impl: atrous.ConvImpl
   remat: bool
 
 
@@ -64,27 +65,27 @@ def _multi_grid(cfg: ml_collections.ConfigDict) -> tuple[int, ...] | None:
 
 def _resnet(cfg, c: Context) -> nn.Module:
   return resnet.ResNet(resnet_blocks(cfg), c.norm, c.output_stride, _multi_grid(cfg), cfg.resnet.width,
-                       cfg.resnet.stem, cfg.resnet.dilation_style, c.dtype, c.atrous_impl, c.remat)
+                       cfg.resnet.stem, cfg.resnet.dilation_style, c.dtype, c.conv_impl, c.remat)
 
 
 def _xception(cfg, c: Context) -> nn.Module:
   return xception.Xception65(c.norm, c.output_stride, _multi_grid(cfg), cfg.xception.middle_units,
-                             c.dtype, c.atrous_impl, c.remat)
+                             c.dtype, c.conv_impl, c.remat)
 
 
 def _mobilenet_v2(cfg, c: Context) -> nn.Module:
   return mobilenet.MobileNetV2(c.norm, c.output_stride, cfg.mobilenet.width_multiplier, c.dtype,
-                               c.atrous_impl, c.remat)
+                               c.conv_impl, c.remat)
 
 
 def _mobilenet_v3(cfg, c: Context) -> nn.Module:
   return mobilenet_v3.MobileNetV3Large(c.norm, c.output_stride, cfg.mobilenet.width_multiplier,
-                                       c.dtype, c.atrous_impl, c.remat)
+                                       c.dtype, c.conv_impl, c.remat)
 
 
 def _vgg(cfg, c: Context) -> nn.Module:
   del cfg
-  return vgg.VGG16(c.output_stride, c.dtype, c.atrous_impl)
+  return vgg.VGG16(c.output_stride, c.dtype, c.conv_impl)
 
 
 _RESNET = dict(build=_resnet, out='stage4', low_level='stage1', aux='stage3', normalization='imagenet',

@@ -15,6 +15,7 @@ import numpy as np
 
 from deeplab_jax.errors import UserError
 from deeplab_jax.models import aspp, backbones, largefov, layers
+from deeplab_jax.ops import atrous
 
 # The output stride at which each head's atrous rates are given (the stride its paper trained at).
 RATES_REFERENCE_STRIDE = {'aspp': 16, 'largefov': 8, 'aspp_l': 8}
@@ -75,7 +76,6 @@ class DeepLab(nn.Module):
     return outputs
 
 
-ATROUS_IMPLS = ('auto', 'dilation', 'space_to_batch')
 REMAT_OPTIONS = ('none', 'backbone')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 # Side of the dummy input shapes are inferred from: variable shapes do not depend on it, and it is a
@@ -83,12 +83,14 @@ DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 SHAPE_INFERENCE_SIZE = 65
 
 
-def _atrous_impl(cfg: ml_collections.ConfigDict) -> str:
-  """cfg.atrous_impl checked; 'auto' is resolved per conv (regular or depthwise) by ops.atrous."""
-  if cfg.atrous_impl not in ATROUS_IMPLS:
-    raise UserError(f'model.atrous_impl={cfg.atrous_impl!r}; expected one of '
-                    f'{", ".join(ATROUS_IMPLS)}.')
-  return cfg.atrous_impl
+def _conv_impl(cfg: ml_collections.ConfigDict) -> atrous.ConvImpl:
+  """model.atrous_impl, depthwise_impl and pointwise_impl, checked; each 'auto' is resolved per
+  platform by ops.atrous from its measurements."""
+  for choice, known in atrous.CONV_IMPL_CHOICES.items():
+    value = cfg[f'{choice}_impl']
+    if value not in known:
+      raise UserError(f'model.{choice}_impl={value!r}; expected one of {", ".join(known)}.')
+  return atrous.ConvImpl(cfg.atrous_impl, cfg.depthwise_impl, cfg.pointwise_impl)
 
 
 def _remat(cfg: ml_collections.ConfigDict) -> bool:
@@ -112,11 +114,11 @@ def build_head(cfg: ml_collections.ConfigDict, num_classes: int, norm: layers.Mo
       raise UserError(f"model.decoder needs model.head='aspp', not {cfg.head!r}.")
     rates = (cfg.largefov_rate,) if cfg.head == 'largefov' else tuple(cfg.asppl_rates)
     return largefov.LargeFOVHead(num_classes, aspp.scale_rates(rates, output_stride, reference),
-                                 cfg.fc_features, cfg.fc_dropout_rate, train, dtype, _atrous_impl(cfg))
+                                 cfg.fc_features, cfg.fc_dropout_rate, train, dtype, _conv_impl(cfg))
   options = dict(aspp_features=cfg.aspp_features, image_pooling=cfg.image_pooling,
                  dropout_rate=cfg.dropout_rate, train=train, dtype=dtype,
                  aspp_separable=cfg.aspp_separable, separable_depthwise_bn=cfg.separable_depthwise_bn,
-                 aspp_post_conv=cfg.aspp_post_conv, atrous_impl=_atrous_impl(cfg))
+                 aspp_post_conv=cfg.aspp_post_conv, conv_impl=_conv_impl(cfg))
   rates = aspp.scale_rates(cfg.aspp_rates, output_stride, reference)
   if cfg.decoder:
     return aspp.DeepLabV3PlusHead(num_classes, rates, norm, **options,
@@ -144,7 +146,7 @@ def build_model(config: ml_collections.ConfigDict, *, train: bool, output_stride
   norm = layers.make_norm(train, cfg.bn_momentum, cfg.bn_epsilon, dtype,
                           frozen=not cfg.fine_tune_batch_norm, axis_name=axis_name)
   entry = backbones.get(cfg.backbone)
-  backbone = backbones.build(cfg, backbones.Context(norm, output_stride, dtype, _atrous_impl(cfg),
+  backbone = backbones.build(cfg, backbones.Context(norm, output_stride, dtype, _conv_impl(cfg),
                                                     _remat(cfg)))
   head = build_head(cfg, num_classes, norm, output_stride, train, dtype)
   aux_head = None
@@ -154,7 +156,7 @@ def build_model(config: ml_collections.ConfigDict, *, train: bool, output_stride
       raise UserError(f'model.aux_head sits on ResNet stage 3 or on MobileNetV3-Large\'s stride-8 '
                       f'features; backbone {cfg.backbone!r} has neither. Set '
                       f'model.aux_head=False or use one of {", ".join(with_aux)}.')
-    aux_head = aspp.FCNHead(num_classes, norm, cfg.aux_dropout_rate, train, dtype)
+    aux_head = aspp.FCNHead(num_classes, norm, cfg.aux_dropout_rate, train, dtype, _conv_impl(cfg))
   if any(not 0 < s <= 4 for s in cfg.msc_scales):
     raise UserError(f'model.msc_scales must be in (0, 4], got {tuple(cfg.msc_scales)}.')
   return DeepLab(backbone, head, entry.feature_keys, aux_head, tuple(cfg.msc_scales),

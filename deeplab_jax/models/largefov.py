@@ -10,6 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from deeplab_jax.models.layers import ConvImplLike
 from deeplab_jax.ops.atrous import AtrousConv
 
 
@@ -25,7 +26,7 @@ class FCBranch(nn.Module):
   dropout_rate: float = 0.5
   train: bool = False
   dtype: Any = jnp.float32
-  atrous_impl: str = 'auto'  # see ops.atrous.AtrousConv.impl
+  conv_impl: ConvImplLike = 'auto'  # see ops.atrous.AtrousConv.impl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -33,14 +34,14 @@ class FCBranch(nn.Module):
     logits_init = nn.initializers.normal(0.01)
     if not self.features:
       return AtrousConv(self.num_classes, 3, self.rate, use_bias=True, dtype=self.dtype,
-                        kernel_init=logits_init, impl=self.atrous_impl, name='fc6')(x)
-    x = AtrousConv(self.features, 3, self.rate, use_bias=True, dtype=self.dtype, impl=self.atrous_impl,
+                        kernel_init=logits_init, impl=self.conv_impl, name='fc6')(x)
+    x = AtrousConv(self.features, 3, self.rate, use_bias=True, dtype=self.dtype, impl=self.conv_impl,
                    name='fc6')(x)
     x = nn.Dropout(self.dropout_rate, deterministic=not self.train)(nn.relu(x))
-    x = AtrousConv(self.features, 1, use_bias=True, dtype=self.dtype, name='fc7')(x)
+    x = AtrousConv(self.features, 1, use_bias=True, dtype=self.dtype, impl=self.conv_impl, name='fc7')(x)
     x = nn.Dropout(self.dropout_rate, deterministic=not self.train)(nn.relu(x))
     return AtrousConv(self.num_classes, 1, use_bias=True, dtype=self.dtype, kernel_init=logits_init,
-                      name='fc8')(x)
+                      impl=self.conv_impl, name='fc8')(x)
 
 
 class LargeFOVHead(nn.Module):
@@ -54,13 +55,13 @@ class LargeFOVHead(nn.Module):
   dropout_rate: float = 0.5
   train: bool = False
   dtype: Any = jnp.float32
-  atrous_impl: str = 'auto'  # see ops.atrous.AtrousConv.impl
+  conv_impl: ConvImplLike = 'auto'  # see ops.atrous.AtrousConv.impl
 
   @nn.compact
   def __call__(self, x: jax.Array, low_level: jax.Array | None = None) -> jax.Array:
     """x [B, h, w, C] (low_level unused) -> summed branch logits [B, h, w, num_classes]."""
     del low_level
     branches = [FCBranch(self.num_classes, rate, self.features, self.dropout_rate, self.train,
-                         self.dtype, self.atrous_impl, name=f'branch{i}')(x)
+                         self.dtype, self.conv_impl, name=f'branch{i}')(x)
                 for i, rate in enumerate(self.rates)]
     return sum(branches[1:], branches[0])

@@ -7,9 +7,11 @@ import jax
 import jax.numpy as jnp
 
 from deeplab_jax.errors import UserError
-from deeplab_jax.ops.atrous import AtrousConv, AtrousDepthwiseConv
+from deeplab_jax.ops.atrous import AtrousConv, AtrousDepthwiseConv, ConvImpl
 
 ModuleDef = Callable[..., nn.Module]
+# How convs are computed: an ops.atrous.ConvImpl, or an atrous impl name ('auto', 'dilation', ...).
+ConvImplLike = ConvImpl | str
 
 
 OUTPUT_STRIDES = (8, 16, 32)
@@ -65,13 +67,13 @@ class ConvBNReLU(nn.Module):
   stride: int = 1
   relu: bool = True
   dtype: Any = jnp.float32
-  atrous_impl: str = 'auto'  # see ops.atrous.AtrousConv.impl
+  conv_impl: ConvImplLike = 'auto'  # see ops.atrous.AtrousConv.impl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """x [B, H, W, C] -> [B, H', W', features]."""
     x = AtrousConv(self.features, self.kernel_size, self.rate, self.stride, dtype=self.dtype,
-                   impl=self.atrous_impl, name='conv')(x)
+                   impl=self.conv_impl, name='conv')(x)
     x = self.norm(name='bn')(x)
     return nn.relu(x) if self.relu else x
 
@@ -91,29 +93,29 @@ class SeparableConvBNReLU(nn.Module):
   relu: bool = True
   depthwise_bn: bool = True
   dtype: Any = jnp.float32
-  atrous_impl: str = 'auto'  # see ops.atrous.AtrousDepthwiseConv.impl
+  conv_impl: ConvImplLike = 'auto'  # see ops.atrous.AtrousDepthwiseConv.impl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """x [B, H, W, C] -> [B, H', W', features]."""
     x = AtrousDepthwiseConv(self.kernel_size, self.rate, self.stride, dtype=self.dtype,
-                            impl=self.atrous_impl, name='depthwise')(x)
+                            impl=self.conv_impl, name='depthwise')(x)
     if self.depthwise_bn:
       x = self.norm(name='depthwise_bn')(x)
       x = nn.relu(x) if self.relu else x
-    x = AtrousConv(self.features, 1, dtype=self.dtype, name='pointwise')(x)
+    x = AtrousConv(self.features, 1, dtype=self.dtype, impl=self.conv_impl, name='pointwise')(x)
     x = self.norm(name='bn')(x)
     return nn.relu(x) if self.relu else x
 
 
 def conv3x3(features: int, norm: ModuleDef, rate: int = 1, separable: bool = False,
             depthwise_bn: bool = True, dtype: Any = jnp.float32, name: str | None = None,
-            atrous_impl: str = 'auto') -> nn.Module:
+            conv_impl: ConvImplLike = 'auto') -> nn.Module:
   """A 3x3 conv -> BN -> ReLU at `rate`, ordinary or depthwise-separable (as the ASPP and decoder use)."""
   if separable:
     return SeparableConvBNReLU(features, norm, 3, rate, depthwise_bn=depthwise_bn, dtype=dtype,
-                               atrous_impl=atrous_impl, name=name)
-  return ConvBNReLU(features, norm, 3, rate, dtype=dtype, atrous_impl=atrous_impl, name=name)
+                               conv_impl=conv_impl, name=name)
+  return ConvBNReLU(features, norm, 3, rate, dtype=dtype, conv_impl=conv_impl, name=name)
 
 
 def remat_unit(unit: type[nn.Module], remat: bool) -> type[nn.Module]:

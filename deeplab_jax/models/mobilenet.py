@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from deeplab_jax.models.layers import ModuleDef, atrous_plan, remat_unit
+from deeplab_jax.models.layers import ConvImplLike, ModuleDef, atrous_plan, remat_unit
 from deeplab_jax.ops.atrous import AtrousConv, AtrousDepthwiseConv
 
 # (expansion t, channels c, units n, stride s) of the seven stages, from the MobileNetV2 paper's Table 2.
@@ -49,13 +49,16 @@ class SqueezeExcitation(nn.Module):
   """
   squeeze: int
   dtype: Any = jnp.float32
+  conv_impl: ConvImplLike = 'auto'  # see ops.atrous.ConvImpl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """x [B, H, W, C] -> [B, H, W, C]."""
     scale = jnp.mean(x, axis=(1, 2), keepdims=True)
-    scale = nn.relu(AtrousConv(self.squeeze, 1, use_bias=True, dtype=self.dtype, name='reduce')(scale))
-    scale = AtrousConv(x.shape[-1], 1, use_bias=True, dtype=self.dtype, name='expand')(scale)
+    scale = nn.relu(AtrousConv(self.squeeze, 1, use_bias=True, dtype=self.dtype, impl=self.conv_impl,
+                               name='reduce')(scale))
+    scale = AtrousConv(x.shape[-1], 1, use_bias=True, dtype=self.dtype, impl=self.conv_impl,
+                       name='expand')(scale)
     return x * jax.nn.hard_sigmoid(scale)
 
 
@@ -78,21 +81,22 @@ class InvertedResidual(nn.Module):
   squeeze_excite: bool = False
   residual: bool = True
   dtype: Any = jnp.float32
-  atrous_impl: str = 'auto'  # see ops.atrous.AtrousDepthwiseConv.impl
+  conv_impl: ConvImplLike = 'auto'  # see ops.atrous.AtrousDepthwiseConv.impl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     act = ACTIVATIONS[self.activation]
     y = x
     if self.expanded != x.shape[-1]:
-      y = AtrousConv(self.expanded, 1, dtype=self.dtype, name='expand')(y)
+      y = AtrousConv(self.expanded, 1, dtype=self.dtype, impl=self.conv_impl, name='expand')(y)
       y = act(self.norm(name='expand_bn')(y))
     y = AtrousDepthwiseConv(self.kernel_size, self.rate, self.stride, dtype=self.dtype,
-                            impl=self.atrous_impl, name='depthwise')(y)
+                            impl=self.conv_impl, name='depthwise')(y)
     y = act(self.norm(name='depthwise_bn')(y))
     if self.squeeze_excite:
-      y = SqueezeExcitation(make_divisible(self.expanded // 4), self.dtype, name='squeeze_excite')(y)
-    y = AtrousConv(self.features, 1, dtype=self.dtype, name='project')(y)
+      y = SqueezeExcitation(make_divisible(self.expanded // 4), self.dtype, conv_impl=self.conv_impl,
+                            name='squeeze_excite')(y)
+    y = AtrousConv(self.features, 1, dtype=self.dtype, impl=self.conv_impl, name='project')(y)
     y = self.norm(name='project_bn')(y)
     return x + y if self.residual and self.stride == 1 and x.shape[-1] == self.features else y
 
@@ -104,7 +108,7 @@ class MobileNetV2(nn.Module):
     norm: BatchNorm factory.
     output_stride: 8, 16 or 32.
     width_multiplier: scales every layer's channels (rounded to multiples of 8).
-    atrous_impl: 'auto', 'dilation' or 'space_to_batch' (see ops.atrous.AtrousDepthwiseConv.impl).
+    conv_impl: how convs are computed (ops.atrous.ConvImpl, or an atrous impl name).
     remat: rematerialise each inverted-residual unit in the backward pass (see layers.remat_unit).
 
   Returns:
@@ -114,13 +118,13 @@ class MobileNetV2(nn.Module):
   output_stride: int = 16
   width_multiplier: float = 1.0
   dtype: Any = jnp.float32
-  atrous_impl: str = 'auto'
+  conv_impl: ConvImplLike = 'auto'
   remat: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
     x = AtrousConv(make_divisible(STEM_CHANNELS * self.width_multiplier), 3, stride=2, dtype=self.dtype,
-                   name='stem')(x)
+                   impl=self.conv_impl, name='stem')(x)
     x = jax.nn.relu6(self.norm(name='stem_bn')(x))
     features = {}
     plan = unit_strides_and_rates(self.output_stride)
@@ -129,7 +133,7 @@ class MobileNetV2(nn.Module):
       channels = make_divisible(c * self.width_multiplier)
       for u, (stride, rate) in enumerate(units):
         x = unit(channels, x.shape[-1] * t, self.norm, stride, rate, dtype=self.dtype,
-                 atrous_impl=self.atrous_impl, name=f'stage{i + 1}_unit{u + 1}')(x)
+                 conv_impl=self.conv_impl, name=f'stage{i + 1}_unit{u + 1}')(x)
       if i == LOW_LEVEL_STAGE:
         features['low_level'] = x
     features['out'] = x

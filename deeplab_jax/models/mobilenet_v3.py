@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from deeplab_jax.models.layers import ModuleDef, atrous_plan, remat_unit
+from deeplab_jax.models.layers import ConvImplLike, ModuleDef, atrous_plan, remat_unit
 from deeplab_jax.models.mobilenet import InvertedResidual, make_divisible
 from deeplab_jax.ops.atrous import AtrousConv
 
@@ -74,7 +74,7 @@ class MobileNetV3Large(nn.Module):
     output_stride: 8, 16 or 32.
     width_multiplier: scales every layer's channels (rounded to multiples of 8), as torchvision's
       width_mult.
-    atrous_impl: 'auto', 'dilation' or 'space_to_batch' (see ops.atrous.AtrousDepthwiseConv.impl).
+    conv_impl: how convs are computed (ops.atrous.ConvImpl, or an atrous impl name).
     remat: rematerialise each inverted-residual unit in the backward pass (see layers.remat_unit).
     bn_epsilon: the backbone's BatchNorm epsilon.
 
@@ -86,7 +86,7 @@ class MobileNetV3Large(nn.Module):
   output_stride: int = 16
   width_multiplier: float = 1.0
   dtype: Any = jnp.float32
-  atrous_impl: str = 'auto'
+  conv_impl: ConvImplLike = 'auto'
   remat: bool = False
   bn_epsilon: float = BN_EPSILON
 
@@ -94,7 +94,7 @@ class MobileNetV3Large(nn.Module):
   def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
     norm = functools.partial(self.norm, epsilon=self.bn_epsilon)
     channels = unit_channels(self.width_multiplier)
-    x = AtrousConv(channels[0][0], 3, stride=2, dtype=self.dtype, name='stem')(x)
+    x = AtrousConv(channels[0][0], 3, stride=2, dtype=self.dtype, impl=self.conv_impl, name='stem')(x)
     x = jax.nn.hard_swish(norm(name='stem_bn')(x))
     features = {}
     unit = remat_unit(InvertedResidual, self.remat)
@@ -103,12 +103,13 @@ class MobileNetV3Large(nn.Module):
         zip(MOBILENETV3_LARGE_UNITS, channels, plan)):
       kernel, _, _, squeeze_excite, activation, table_stride = table
       x = unit(out, expanded, norm, stride, rate, kernel, activation, squeeze_excite,
-               residual=table_stride == 1, dtype=self.dtype, atrous_impl=self.atrous_impl,
+               residual=table_stride == 1, dtype=self.dtype, conv_impl=self.conv_impl,
                name=f'unit{i + 1}')(x)
       if i + 1 == LOW_LEVEL_UNIT:
         features['low_level'] = x
       if i + 1 == AUX_UNIT:
         features['aux'] = x
-    x = AtrousConv(LAST_CONV_EXPANSION * x.shape[-1], 1, dtype=self.dtype, name='last_conv')(x)
+    x = AtrousConv(LAST_CONV_EXPANSION * x.shape[-1], 1, dtype=self.dtype, impl=self.conv_impl,
+                   name='last_conv')(x)
     features['out'] = jax.nn.hard_swish(norm(name='last_bn')(x))
     return features

@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from deeplab_jax.models.layers import ConvBNReLU, ModuleDef, atrous_plan, remat_unit
+from deeplab_jax.models.layers import ConvBNReLU, ConvImplLike, ModuleDef, atrous_plan, remat_unit
 
 STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 STAGE_STRIDES = (1, 2, 2, 2)
@@ -55,18 +55,19 @@ class Bottleneck(nn.Module):
   stride: int = 1
   rate: int = 1
   dtype: Any = jnp.float32
-  atrous_impl: str = 'auto'  # see ops.atrous.AtrousConv.impl
+  conv_impl: ConvImplLike = 'auto'  # see ops.atrous.AtrousConv.impl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     out_features = self.width * 4
-    y = ConvBNReLU(self.width, self.norm, 1, dtype=self.dtype, name='conv1')(x)
+    y = ConvBNReLU(self.width, self.norm, 1, dtype=self.dtype, conv_impl=self.conv_impl, name='conv1')(x)
     y = ConvBNReLU(self.width, self.norm, 3, self.rate, self.stride, dtype=self.dtype,
-                   atrous_impl=self.atrous_impl, name='conv2')(y)
-    y = ConvBNReLU(out_features, self.norm, 1, relu=False, dtype=self.dtype, name='conv3')(y)
+                   conv_impl=self.conv_impl, name='conv2')(y)
+    y = ConvBNReLU(out_features, self.norm, 1, relu=False, dtype=self.dtype, conv_impl=self.conv_impl,
+                   name='conv3')(y)
     if x.shape[-1] != out_features or self.stride != 1:
       x = ConvBNReLU(out_features, self.norm, 1, stride=self.stride, relu=False, dtype=self.dtype,
-                     name='downsample')(x)
+                     conv_impl=self.conv_impl, name='downsample')(x)
     return nn.relu(x + y)
 
 
@@ -79,15 +80,19 @@ class Stem(nn.Module):
   width: int
   norm: ModuleDef
   dtype: Any = jnp.float32
+  conv_impl: ConvImplLike = 'auto'  # see ops.atrous.ConvImpl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     if self.style == 'torchvision':
-      x = ConvBNReLU(self.width, self.norm, 7, stride=2, dtype=self.dtype, name='conv1')(x)
+      x = ConvBNReLU(self.width, self.norm, 7, stride=2, dtype=self.dtype, conv_impl=self.conv_impl,
+                     name='conv1')(x)
     elif self.style == 'beta':
-      x = ConvBNReLU(self.width, self.norm, 3, stride=2, dtype=self.dtype, name='conv1_1')(x)
-      x = ConvBNReLU(self.width, self.norm, 3, dtype=self.dtype, name='conv1_2')(x)
-      x = ConvBNReLU(self.width * 2, self.norm, 3, dtype=self.dtype, name='conv1_3')(x)
+      x = ConvBNReLU(self.width, self.norm, 3, stride=2, dtype=self.dtype, conv_impl=self.conv_impl,
+                     name='conv1_1')(x)
+      x = ConvBNReLU(self.width, self.norm, 3, dtype=self.dtype, conv_impl=self.conv_impl, name='conv1_2')(x)
+      x = ConvBNReLU(self.width * 2, self.norm, 3, dtype=self.dtype, conv_impl=self.conv_impl,
+                     name='conv1_3')(x)
     else:
       raise ValueError(f"stem must be 'torchvision' or 'beta', got {self.style!r}")
     return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
@@ -104,7 +109,7 @@ class ResNet(nn.Module):
     width: channels of the first stage's 3x3 convs (64 in every published ResNet).
     stem: 'torchvision' (7x7) or 'beta' (three 3x3).
     dilation_style: 'deeplab' or 'torchvision' (see `unit_rates`).
-    atrous_impl: 'auto', 'dilation' or 'space_to_batch' (see ops.atrous.AtrousConv.impl).
+    conv_impl: how convs are computed (ops.atrous.ConvImpl, or an atrous impl name).
     remat: rematerialise each bottleneck unit in the backward pass (see layers.remat_unit).
 
   Returns:
@@ -119,12 +124,12 @@ class ResNet(nn.Module):
   stem: str = 'torchvision'
   dilation_style: str = 'deeplab'
   dtype: Any = jnp.float32
-  atrous_impl: str = 'auto'
+  conv_impl: ConvImplLike = 'auto'
   remat: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
-    x = Stem(self.stem, self.width, self.norm, self.dtype, name='stem')(x)
+    x = Stem(self.stem, self.width, self.norm, self.dtype, self.conv_impl, name='stem')(x)
     features, previous_rate = {}, 1
     plan = stage_strides_and_rates(self.output_stride)
     unit = remat_unit(Bottleneck, self.remat)
@@ -134,7 +139,7 @@ class ResNet(nn.Module):
                          self.dilation_style)
       for j in range(num_units):
         x = unit(self.width * 2 ** i, self.norm, stride if j == 0 else 1, rates[j], self.dtype,
-                 self.atrous_impl, name=f'stage{i + 1}_unit{j + 1}')(x)
+                 self.conv_impl, name=f'stage{i + 1}_unit{j + 1}')(x)
       features[f'stage{i + 1}'] = x
       previous_rate = rate
     return features

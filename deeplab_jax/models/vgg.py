@@ -10,7 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from deeplab_jax.models.layers import atrous_plan
+from deeplab_jax.models.layers import ConvImplLike, atrous_plan
 from deeplab_jax.ops.atrous import AtrousConv
 
 # (convs, channels) of the five blocks; each block ends in a 3x3 max pool of stride 2 (or 1, see above).
@@ -35,7 +35,7 @@ class VGG16(nn.Module):
   """
   output_stride: int = 8
   dtype: Any = jnp.float32
-  atrous_impl: str = 'auto'  # see ops.atrous.AtrousConv.impl
+  conv_impl: ConvImplLike = 'auto'  # see ops.atrous.AtrousConv.impl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
@@ -44,7 +44,7 @@ class VGG16(nn.Module):
     for b, ((num_convs, channels), (stride, rate)) in enumerate(zip(VGG16_BLOCKS, plan)):
       for c in range(num_convs):
         x = nn.relu(AtrousConv(channels, 3, rate, use_bias=True, dtype=self.dtype,
-                               impl=self.atrous_impl, name=f'conv{b + 1}_{c + 1}')(x))
+                               impl=self.conv_impl, name=f'conv{b + 1}_{c + 1}')(x))
       features[f'conv{b + 1}'] = x
       x = nn.max_pool(x, (3, 3), strides=(stride, stride), padding=((1, 1), (1, 1)))
     features['pool5'] = x

@@ -11,7 +11,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from deeplab_jax.models.layers import ConvBNReLU, ModuleDef, SeparableConvBNReLU, atrous_plan, remat_unit
+from deeplab_jax.models.layers import (
+  ConvBNReLU,
+  ConvImplLike,
+  ModuleDef,
+  SeparableConvBNReLU,
+  atrous_plan,
+  remat_unit,
+)
 
 # (name, depths of the 3 separable convs, shortcut, stride, units, ReLU inside the separable convs).
 XCEPTION65_BLOCKS = (
@@ -48,7 +55,7 @@ class XceptionUnit(nn.Module):
   rates: Sequence[int] = (1, 1, 1)
   relu_inside: bool = False
   dtype: Any = jnp.float32
-  atrous_impl: str = 'auto'  # see ops.atrous.AtrousDepthwiseConv.impl
+  conv_impl: ConvImplLike = 'auto'  # see ops.atrous.AtrousDepthwiseConv.impl
 
   @nn.compact
   def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -57,12 +64,12 @@ class XceptionUnit(nn.Module):
       if not self.relu_inside:
         y = nn.relu(y)
       y = SeparableConvBNReLU(depth, self.norm, 3, rate, self.stride if i == 2 else 1,
-                              relu=self.relu_inside, dtype=self.dtype, atrous_impl=self.atrous_impl,
+                              relu=self.relu_inside, dtype=self.dtype, conv_impl=self.conv_impl,
                               name=f'separable{i + 1}')(y)
       second = y if i == 1 else second
     if self.shortcut == 'conv':
       x = ConvBNReLU(self.depths[-1], self.norm, 1, stride=self.stride, relu=False, dtype=self.dtype,
-                     name='shortcut')(x)
+                     conv_impl=self.conv_impl, name='shortcut')(x)
     return (y + x if self.shortcut != 'none' else y), second
 
 
@@ -74,7 +81,7 @@ class Xception65(nn.Module):
     output_stride: 8, 16 or 32.
     multi_grid: rate multipliers of the last block's three separable convs; None for none.
     middle_units: units of the middle flow (16 in Xception-65).
-    atrous_impl: 'auto', 'dilation' or 'space_to_batch' (see ops.atrous.AtrousDepthwiseConv.impl).
+    conv_impl: how convs are computed (ops.atrous.ConvImpl, or an atrous impl name).
     remat: rematerialise each unit in the backward pass (see layers.remat_unit).
 
   Returns:
@@ -86,13 +93,13 @@ class Xception65(nn.Module):
   multi_grid: Sequence[int] | None = None
   middle_units: int = 16
   dtype: Any = jnp.float32
-  atrous_impl: str = 'auto'
+  conv_impl: ConvImplLike = 'auto'
   remat: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
-    x = ConvBNReLU(32, self.norm, 3, stride=2, dtype=self.dtype, name='conv1_1')(x)
-    x = ConvBNReLU(64, self.norm, 3, dtype=self.dtype, name='conv1_2')(x)
+    x = ConvBNReLU(32, self.norm, 3, stride=2, dtype=self.dtype, conv_impl=self.conv_impl, name='conv1_1')(x)
+    x = ConvBNReLU(64, self.norm, 3, dtype=self.dtype, conv_impl=self.conv_impl, name='conv1_2')(x)
     features = {}
     plan = block_strides_and_rates(self.output_stride)
     unit = remat_unit(XceptionUnit, self.remat)
@@ -102,7 +109,7 @@ class Xception65(nn.Module):
       for u in range(units):
         unit_name = f'{name}_unit{u + 1}' if units > 1 else name
         x, second = unit(depths, self.norm, shortcut, stride, tuple(rate * g for g in grid),
-                         relu_inside, self.dtype, self.atrous_impl, name=unit_name)(x)
+                         relu_inside, self.dtype, self.conv_impl, name=unit_name)(x)
         if name == 'entry_block2':
           features['low_level'] = second
     features['exit'] = x

@@ -1,31 +1,43 @@
-"""Atrous (dilated) convolution as Flax linen modules, in two implementations.
+"""Atrous (dilated) convolution as Flax linen modules, in three implementations.
 
 Atrous convolution samples its input with holes: a k x k kernel at rate r reads pixels r apart, covering
-(k - 1) * r + 1 pixels per side with only k * k weights. Two ways to compute it, same numbers:
+(k - 1) * r + 1 pixels per side with only k * k weights. Three ways to compute it, same numbers:
 
 - 'dilation': `lax.conv_general_dilated` with `rhs_dilation=(r, r)`, in NHWC / HWIO layout. XLA may
   lower this on some backends by zero-padding the kernel to (k - 1) * r + 1 taps per side, which makes
   large rates very slow.
 - 'space_to_batch': DeepLab v2 §3.1. The r * r phase sub-images x[p::r, q::r] go into the batch, a dense
   (rate 1) conv runs on them, and the outputs are interleaved back. Only k * k taps are ever computed.
+- 'taps': one matmul per kernel tap over the part of the image it reads (ops.conv.atrous_taps); a tap
+  that reads only padding (rate >= the feature map's side, as ASPP's at output stride 16) is skipped.
 
 `default_impl` says which one measured faster on a platform: atrous_defaults.json beside this file,
 written by `python -m deeplab_jax.benchmarks.atrous --write_defaults` on that platform.
+
+Besides the atrous impl, two lowerings are picked per platform from the same file (its 'lowering'
+entry, written by `python -m deeplab_jax.benchmarks.conv_ops --write_defaults`): depthwise convs as the
+library's grouped conv or as a sum of shifted taps, 1x1 convs as the library conv or one matmul
+(ops.conv). A `ConvImpl` carries all three choices through the models.
 """
+import dataclasses
 import json
 import math
 import os
+from typing import Callable
 
 import flax.linen as nn
 import jax
 from jax import lax
 import jax.numpy as jnp
 
+from deeplab_jax.ops import conv
+
 _DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
-IMPLS = ('dilation', 'space_to_batch')
+IMPLS = ('dilation', 'space_to_batch', 'taps')
 
 # {platform: {'regular': impl, 'depthwise': impl, and how they were measured: 'date', 'device', 'measured':
-#  [{'command', 'dilation_over_space_to_batch': geometric-mean time ratio per kind over rates > 1}]}}.
+#  [{'command', 'over_dilation': {kind: {impl: geometric-mean time ratio to dilation over rates > 1}}}],
+#  'lowering': {'depthwise': ..., 'pointwise': ..., and how they were measured}}}.
 DEFAULTS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'atrous_defaults.json')
 _KIND = {False: 'regular', True: 'depthwise'}
 
@@ -39,18 +51,30 @@ def read_defaults(path: str | None = None) -> dict:
     return {}
 
 
-def write_defaults(platform: str, impls: dict[bool, str], info: dict, path: str | None = None) -> dict:
-  """Replaces `platform`'s entry with `impls` ({depthwise: impl}) and `info`; returns the new entry.
-
-  Other platforms' entries are kept as they are.
-  """
+def _write_entry(platform: str, update: Callable[[dict], dict], path: str | None) -> dict:
+  """Rewrites the file with `platform`'s entry replaced by update(old entry); returns the new entry."""
   table = read_defaults(path)
-  entry = {_KIND[depthwise]: impl for depthwise, impl in sorted(impls.items())}
-  table[platform.lower()] = {**entry, **info}
+  table[platform.lower()] = update(table.get(platform.lower(), {}))
   with open(path or DEFAULTS_PATH, 'w') as f:
     json.dump(table, f, indent=2)
     f.write('\n')
   return table[platform.lower()]
+
+
+def write_defaults(platform: str, impls: dict[bool, str], info: dict, path: str | None = None) -> dict:
+  """Replaces `platform`'s atrous impls with `impls` ({depthwise: impl}) and `info`; returns the entry.
+
+  Its 'lowering' entry and other platforms' entries are kept as they are.
+  """
+  entry = {_KIND[depthwise]: impl for depthwise, impl in sorted(impls.items())}
+  keep = lambda old: {'lowering': old['lowering']} if 'lowering' in old else {}
+  return _write_entry(platform, lambda old: {**entry, **info, **keep(old)}, path)
+
+
+def write_lowering(platform: str, choices: dict[str, str], info: dict, path: str | None = None) -> dict:
+  """Replaces `platform`'s 'lowering' entry with `choices` ({'depthwise': ..., 'pointwise': ...}) and
+  `info`; returns the platform's entry."""
+  return _write_entry(platform, lambda old: {**old, 'lowering': {**choices, **info}}, path)
 
 
 def default_impl(platform: str, depthwise: bool) -> str:
@@ -75,14 +99,52 @@ def resolve_impl(impl: str, depthwise: bool) -> str:
   return default_impl(jax.default_backend(), depthwise) if impl == 'auto' else impl
 
 
-def same_padding(kernel_size: int, rate: int) -> tuple[int, int]:
-  """Padding (low, high) that keeps the spatial size of a stride-1 conv.
+# Lowerings of depthwise and 1x1 convs; the first of each is the library conv, the default of a platform
+# the file does not list.
+LOWERINGS = {'depthwise': ('grouped', 'taps'), 'pointwise': ('conv', 'dot')}
 
-  For odd kernels the padding is symmetric, rate * (k - 1) / 2 on each side, which at stride 2 also
-  reproduces PyTorch's `padding=k // 2` (so converted torchvision weights see the same pixels).
+
+def default_lowering(platform: str, kind: str) -> str:
+  """The lowering of `kind` ('depthwise' or 'pointwise') measured fastest on `platform`."""
+  choice = read_defaults().get(platform.lower(), {}).get('lowering', {}).get(kind, LOWERINGS[kind][0])
+  if choice not in LOWERINGS[kind]:
+    raise ValueError(f'{DEFAULTS_PATH}: {platform} lowering {kind}={choice!r}; expected one of '
+                     f'{LOWERINGS[kind]}.')
+  return choice
+
+
+CONV_IMPL_CHOICES = {'atrous': ('auto',) + IMPLS, 'depthwise': ('auto',) + LOWERINGS['depthwise'],
+                     'pointwise': ('auto',) + LOWERINGS['pointwise']}
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvImpl:
+  """How convs are computed; every choice gives the same numbers and uses the same parameters.
+
+  Attributes:
+    atrous: 'auto', 'dilation' or 'space_to_batch' (model.atrous_impl; see `atrous_conv`).
+    depthwise: 'auto', 'grouped' (lax feature_group_count) or 'taps' (ops.conv.depthwise_taps);
+      model.depthwise_impl.
+    pointwise: 'auto', 'conv' (lax) or 'dot' (ops.conv.pointwise_dot); model.pointwise_impl.
   """
-  total = rate * (kernel_size - 1)
-  return total // 2, total - total // 2
+  atrous: str = 'auto'
+  depthwise: str = 'auto'
+  pointwise: str = 'auto'
+
+  def __post_init__(self):
+    for field, known in CONV_IMPL_CHOICES.items():
+      if getattr(self, field) not in known:
+        raise ValueError(f'ConvImpl.{field}={getattr(self, field)!r}; expected one of {known}.')
+
+  def lowering(self, kind: str) -> str:
+    """The depthwise or pointwise lowering, 'auto' resolved for the backend being traced for."""
+    choice = getattr(self, kind)
+    return default_lowering(jax.default_backend(), kind) if choice == 'auto' else choice
+
+
+def as_conv_impl(impl: 'str | ConvImpl') -> ConvImpl:
+  """An atrous impl name means that atrous impl with the platform's lowerings."""
+  return impl if isinstance(impl, ConvImpl) else ConvImpl(atrous=impl)
 
 
 def atrous_conv(x: jax.Array, kernel: jax.Array, rate: int = 1, stride: int = 1,
@@ -95,16 +157,23 @@ def atrous_conv(x: jax.Array, kernel: jax.Array, rate: int = 1, stride: int = 1,
     rate: dilation rate r.
     stride: spatial stride s.
     feature_group_count: Cin for a depthwise conv, else 1.
-    impl: 'dilation' or 'space_to_batch'; rate 1 or stride != 1 always runs the plain conv.
+    impl: 'dilation', 'space_to_batch' or 'taps' (ops.conv.atrous_taps / depthwise_taps: one matmul
+      or multiply per tap, taps that read only padding skipped); rate 1 or stride != 1 always runs
+      the plain conv.
 
   Returns:
     [B, ceil(H / s), ceil(W / s), Cout].
   """
   if impl not in IMPLS:
     raise ValueError(f'atrous_conv: impl={impl!r}; expected one of {IMPLS}.')
+  if impl == 'taps' and rate > 1 and stride == 1:
+    if feature_group_count == 1:
+      return conv.atrous_taps(x, kernel, rate)
+    if kernel.shape[2] == 1 and kernel.shape[3] == x.shape[-1] == feature_group_count:
+      return conv.depthwise_taps(x, kernel, rate)
   if impl == 'space_to_batch' and rate > 1 and stride == 1:
     return _space_to_batch_conv(x, kernel, rate, feature_group_count)
-  padding = [same_padding(kernel.shape[0], rate), same_padding(kernel.shape[1], rate)]
+  padding = [conv.same_padding(kernel.shape[0], rate), conv.same_padding(kernel.shape[1], rate)]
   return lax.conv_general_dilated(
       x, kernel, window_strides=(stride, stride), padding=padding, rhs_dilation=(rate, rate),
       dimension_numbers=_DIMENSION_NUMBERS, feature_group_count=feature_group_count)
@@ -119,7 +188,7 @@ def _phase_padding(size: int, kernel_size: int, rate: int) -> tuple[int, int, in
   >= size).
   """
   out_rows = math.ceil(size / rate)
-  low, _ = same_padding(kernel_size, rate)
+  low, _ = conv.same_padding(kernel_size, rate)
   padded = rate * (out_rows + kernel_size - 1)
   return low, padded - size - low, out_rows
 
@@ -181,8 +250,9 @@ class AtrousConv(nn.Module):
     use_bias: add a bias (False when a BatchNorm follows).
     dtype: computation dtype (parameters stay float32).
     kernel_init: kernel initialiser.
-    impl: 'dilation', 'space_to_batch' (see `atrous_conv`) or 'auto' (`default_impl` for the
-      default backend); the parameters are the same for all.
+    impl: a ConvImpl, or an atrous impl name: 'dilation', 'space_to_batch' (see `atrous_conv`) or
+      'auto' (`default_impl` for the default backend); the parameters are the same for all. A 1x1
+      conv follows its pointwise lowering.
   """
   features: int
   kernel_size: int = 3
@@ -192,15 +262,18 @@ class AtrousConv(nn.Module):
   dtype: jnp.dtype = jnp.float32
   kernel_init: nn.initializers.Initializer = nn.initializers.variance_scaling(
       2.0, 'fan_out', 'normal')
-  impl: str = 'dilation'
+  impl: 'str | ConvImpl' = 'dilation'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """x [B, H, W, Cin] -> [B, H', W', features]."""
-    k = self.kernel_size
+    k, impl = self.kernel_size, as_conv_impl(self.impl)
     kernel = self.param('kernel', self.kernel_init, (k, k, x.shape[-1], self.features), jnp.float32)
-    y = atrous_conv(x.astype(self.dtype), kernel.astype(self.dtype), self.rate, self.stride,
-                    impl=resolve_impl(self.impl, depthwise=False))
+    if k == 1 and impl.lowering('pointwise') == 'dot':
+      y = conv.pointwise_dot(x.astype(self.dtype), kernel.astype(self.dtype), self.stride)
+    else:
+      y = atrous_conv(x.astype(self.dtype), kernel.astype(self.dtype), self.rate, self.stride,
+                      impl=resolve_impl(impl.atrous, depthwise=False))
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
     return y
@@ -219,8 +292,8 @@ class AtrousDepthwiseConv(nn.Module):
     use_bias: add a bias.
     dtype: computation dtype (parameters stay float32).
     kernel_init: kernel initialiser.
-    impl: 'dilation', 'space_to_batch' (see `atrous_conv`) or 'auto' (`default_impl` for the
-      default backend); the parameters are the same for all.
+    impl: a ConvImpl, or an atrous impl name (as AtrousConv's). With the 'taps' depthwise lowering
+      (depth multiplier 1) the atrous impl is moot: taps read pixels `rate` apart directly.
   """
   kernel_size: int = 3
   rate: int = 1
@@ -230,17 +303,19 @@ class AtrousDepthwiseConv(nn.Module):
   dtype: jnp.dtype = jnp.float32
   kernel_init: nn.initializers.Initializer = nn.initializers.variance_scaling(
       1.0, 'fan_in', 'normal')
-  impl: str = 'dilation'
+  impl: 'str | ConvImpl' = 'dilation'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """x [B, H, W, C] -> [B, H', W', C * depth_multiplier]."""
-    k, channels = self.kernel_size, x.shape[-1]
+    k, channels, impl = self.kernel_size, x.shape[-1], as_conv_impl(self.impl)
     out = channels * self.depth_multiplier
     kernel = self.param('kernel', self.kernel_init, (k, k, 1, out), jnp.float32)
-    y = atrous_conv(x.astype(self.dtype), kernel.astype(self.dtype), self.rate, self.stride,
-                    feature_group_count=channels,
-                    impl=resolve_impl(self.impl, depthwise=True))
+    if self.depth_multiplier == 1 and impl.lowering('depthwise') == 'taps':
+      y = conv.depthwise_taps(x.astype(self.dtype), kernel.astype(self.dtype), self.rate, self.stride)
+    else:
+      y = atrous_conv(x.astype(self.dtype), kernel.astype(self.dtype), self.rate, self.stride,
+                      feature_group_count=channels, impl=resolve_impl(impl.atrous, depthwise=True))
     if self.use_bias:
       y = y + self.param('bias', nn.initializers.zeros, (out,), jnp.float32).astype(self.dtype)
     return y

@@ -26,18 +26,23 @@ def test_measure_times_every_case_and_the_impls_agree():
 
 
 def test_winners_use_the_geometric_mean_over_rates_above_one():
-  rows = [{'rate': 1, 'depthwise': False, 'ratio': 100.},  # rate 1: both impls run the same conv
-          {'rate': 2, 'depthwise': False, 'ratio': 4.}, {'rate': 6, 'depthwise': False, 'ratio': 0.5},
-          {'rate': 2, 'depthwise': True, 'ratio': 0.25}, {'rate': 6, 'depthwise': True, 'ratio': 2.}]
+  def row(rate, depthwise, s2b, taps):
+    return {'rate': rate, 'depthwise': depthwise, 'over_dilation': {'space_to_batch': s2b, 'taps': taps}}
+
+  rows = [row(1, False, 0.01, 0.01),  # rate 1: every impl runs the same conv
+          row(2, False, 0.25, 4.), row(6, False, 2., 1.),  # means: s2b 0.71, taps 2
+          row(2, True, 4., 0.5), row(6, True, 0.5, 0.5)]  # means: s2b 1.41, taps 0.5
   found = bench.winners(rows)
-  assert found[False] == ('space_to_batch', pytest.approx(2 ** 0.5))
-  assert found[True] == ('dilation', pytest.approx(2 ** -0.5))
+  assert found[False][0] == 'space_to_batch'
+  assert found[False][1] == {'dilation': 1.0, 'space_to_batch': pytest.approx(2 ** -0.5),
+                             'taps': pytest.approx(2.)}
+  assert found[True][0] == 'taps' and found[True][1]['taps'] == pytest.approx(0.5)
 
 
 def test_write_defaults_needs_both_kinds(tmp_path):
   path = tmp_path / 'defaults.json'
   with pytest.raises(SystemExit, match='needs a regular and a depthwise case'):
-    bench.record_defaults({False: ('dilation', 0.5)}, 'python -m ...', str(path))
+    bench.record_defaults({False: ('dilation', {'dilation': 1.0})}, 'python -m ...', str(path))
   assert not path.exists()
 
 
@@ -55,8 +60,9 @@ def test_write_defaults_command_records_this_platform(tmp_path, monkeypatch):
   assert entry['date'] == datetime.date.today().isoformat()
   [measured] = entry['measured']
   assert measured['command'].startswith('python -m deeplab_jax.benchmarks.atrous --cases=aspp_os16')
-  assert set(measured['dilation_over_space_to_batch']) == {'regular', 'depthwise'}
+  assert set(measured['over_dilation']) == {'regular', 'depthwise'}
+  assert set(measured['over_dilation']['regular']) == set(atrous.IMPLS)
   monkeypatch.setattr(atrous, 'DEFAULTS_PATH', str(path))
   for depthwise, kind in ((False, 'regular'), (True, 'depthwise')):
     assert atrous.default_impl(jax.default_backend(), depthwise) == entry[kind] in atrous.IMPLS
-    assert f'depthwise={depthwise}: geometric-mean dilation / s2b over rates > 1' in result.stdout
+    assert f'depthwise={depthwise}: geometric-mean time / dilation over rates > 1' in result.stdout

@@ -12,13 +12,15 @@ from deeplab_jax.train import losses
 from tests.conftest import tiny_config
 
 
-def tiny_model_config(backbone='resnet101', impl='dilation', remat='none'):
+def tiny_model_config(backbone='resnet101', impl='dilation', remat='none', depthwise='grouped',
+                      pointwise='conv'):
   """A tiny OS 8 model of 5 classes, so the backbone and head have rates > 1 (ResNet stages 3 and 4:
   2 and 4)."""
   config = tiny_config()
   config.data.num_classes = 5
   model = config.model
   model.backbone, model.output_stride, model.atrous_impl, model.remat = backbone, 8, impl, remat
+  model.depthwise_impl, model.pointwise_impl = depthwise, pointwise
   model.resnet.blocks, model.multi_grid = (1, 1, 1, 1), ()
   model.aspp_features = 16
   model.xception.middle_units = 1
@@ -96,7 +98,8 @@ def test_remat_is_in_the_graph():
   assert 'remat' in str(jax.make_jaxpr(apply)(variables, images))  # jax.checkpoint's primitive
 
 
-@pytest.mark.parametrize('field,value', [('atrous_impl', 'zero_padded'), ('remat', 'everything')])
+@pytest.mark.parametrize('field,value', [('atrous_impl', 'zero_padded'), ('remat', 'everything'),
+                                         ('depthwise_impl', 'winograd'), ('pointwise_impl', 'fft')])
 def test_bad_values_are_user_errors(field, value):
   config = tiny_model_config()
   config.model[field] = value
@@ -107,3 +110,41 @@ def test_bad_values_are_user_errors(field, value):
 def test_remat_on_vgg_is_a_user_error():
   with pytest.raises(UserError, match='vgg16'):
     build_model(tiny_model_config('vgg16', remat='backbone'), train=False)
+
+
+def conv_groups(config, size=33):
+  """feature_group_count and kernel side of every conv in the inference model's forward jaxpr."""
+  model = build_model(config, train=False)
+  images = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
+  variables = jax.eval_shape(model.init, jax.random.key(0), images)
+  jaxpr = jax.make_jaxpr(model.apply)(variables, images)
+  convs = [e for e in jaxpr.eqns if e.primitive.name == 'conv_general_dilated']
+  return [(e.params['feature_group_count'], e.invars[1].aval.shape[0]) for e in convs]
+
+
+@pytest.mark.parametrize('backbone', ['mobilenetv3_large', 'xception65'])
+def test_taps_and_dot_lowerings_replace_the_library_convs(backbone):
+  library = conv_groups(tiny_model_config(backbone, depthwise='grouped', pointwise='conv'))
+  assert any(groups > 1 for groups, _ in library) and any(k == 1 for _, k in library)
+  fast = conv_groups(tiny_model_config(backbone, depthwise='taps', pointwise='dot'))
+  assert all(groups == 1 and k > 1 for groups, k in fast)  # only the dense k x k convs remain
+
+
+@pytest.mark.parametrize('backbone', ['mobilenetv3_large', 'xception65', 'resnet101'])
+def test_taps_and_dot_lowerings_give_the_same_loss_and_gradients(backbone):
+  images = jax.random.normal(jax.random.key(1), (2, 40, 40, 3))
+  labels = jax.random.randint(jax.random.key(3), (2, 40, 40), 0, 5)
+  results = []
+  for depthwise, pointwise in (('grouped', 'conv'), ('taps', 'dot')):
+    model = build_model(tiny_model_config(backbone, depthwise=depthwise, pointwise=pointwise), train=True)
+    variables = jax.jit(model.init)(jax.random.key(0), images)  # same names and values for both
+
+    def loss_fn(params, model=model, variables=variables):
+      outputs, _ = model.apply({'params': params, 'batch_stats': variables['batch_stats']}, images,
+                               mutable=['batch_stats'], rngs={'dropout': jax.random.key(2)})
+      return losses.deeplab_loss(outputs, labels, 255, 0.0)[0]
+
+    results.append(jax.jit(jax.value_and_grad(loss_fn))(variables['params']))
+  (loss, grads), (fast_loss, fast_grads) = results
+  np.testing.assert_allclose(fast_loss, loss, rtol=1e-5)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-5), fast_grads, grads)

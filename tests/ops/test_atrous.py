@@ -75,8 +75,9 @@ def test_strided_conv_pads_like_pytorch():
   np.testing.assert_allclose(y, expected)
 
 
-def _both_impls(module_cls, x: np.ndarray, seed: int, **kwargs):
-  """Outputs of module_cls(impl=...) for both impls with the same parameters, and those parameters."""
+def _all_impls(module_cls, x: np.ndarray, seed: int, **kwargs):
+  """Outputs of module_cls(impl=...) for every impl (dilation first) with the same parameters, and those
+  parameters."""
   x = jnp.asarray(x)
   variables = module_cls(**kwargs).init(jax.random.key(seed), x)
   outputs = [module_cls(impl=impl, **kwargs).apply(variables, x) for impl in atrous.IMPLS]
@@ -87,28 +88,31 @@ def _both_impls(module_cls, x: np.ndarray, seed: int, **kwargs):
 @pytest.mark.parametrize('size', SIZES)
 def test_space_to_batch_equals_dilation(rate, size):
   x = np.random.default_rng(rate).normal(size=(2, *size, 3)).astype(np.float32)
-  (dilated, s2b), _ = _both_impls(AtrousConv, x, rate, features=4, kernel_size=3, rate=rate)
-  assert s2b.shape == dilated.shape == (2, *size, 4)
-  np.testing.assert_allclose(s2b, dilated, rtol=1e-5, atol=1e-5)
+  (dilated, *others), _ = _all_impls(AtrousConv, x, rate, features=4, kernel_size=3, rate=rate)
+  assert dilated.shape == (2, *size, 4)
+  for other in others:  # space_to_batch, taps
+    np.testing.assert_allclose(other, dilated, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize('rate', RATES)
 @pytest.mark.parametrize('size', SIZES)
 def test_depthwise_space_to_batch_equals_dilation(rate, size):
   x = np.random.default_rng(20 + rate).normal(size=(2, *size, 5)).astype(np.float32)
-  (dilated, s2b), _ = _both_impls(AtrousDepthwiseConv, x, rate, kernel_size=3, rate=rate,
-                                  depth_multiplier=2)
-  assert s2b.shape == dilated.shape == (2, *size, 10)
-  np.testing.assert_allclose(s2b, dilated, rtol=1e-5, atol=1e-5)
+  (dilated, *others), _ = _all_impls(AtrousDepthwiseConv, x, rate, kernel_size=3, rate=rate,
+                                      depth_multiplier=2)
+  assert dilated.shape == (2, *size, 10)
+  for other in others:
+    np.testing.assert_allclose(other, dilated, rtol=1e-5, atol=1e-5)
 
 
 def test_space_to_batch_equals_numpy_reference():
   # Independent of the dilation path: against the dense numpy conv with the zero-inserted kernel.
   x = np.random.default_rng(3).normal(size=(1, 23, 17, 3)).astype(np.float32)
-  (_, s2b), variables = _both_impls(AtrousConv, x, 3, features=4, kernel_size=3, rate=6)
+  (_, *others), variables = _all_impls(AtrousConv, x, 3, features=4, kernel_size=3, rate=6)
   kernel = np.asarray(variables['params']['kernel'], np.float64)
-  np.testing.assert_allclose(s2b, dense_conv(x.astype(np.float64), dilate(kernel, 6)),
-                             rtol=1e-4, atol=1e-4)
+  for other in others:
+    np.testing.assert_allclose(other, dense_conv(x.astype(np.float64), dilate(kernel, 6)),
+                               rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize('kernel_size', [2, 4, 5])
@@ -119,8 +123,9 @@ def test_space_to_batch_any_kernel_size(kernel_size, rate):
   x = jnp.asarray(rng.normal(size=(1, 11, 14, 3)), jnp.float32)
   kernel = jnp.asarray(rng.normal(size=(kernel_size, kernel_size, 3, 2)), jnp.float32)
   dilated = atrous.atrous_conv(x, kernel, rate)
-  s2b = atrous.atrous_conv(x, kernel, rate, impl='space_to_batch')
-  np.testing.assert_allclose(np.asarray(s2b), np.asarray(dilated), rtol=1e-5, atol=1e-5)
+  for impl in ('space_to_batch', 'taps'):
+    got = atrous.atrous_conv(x, kernel, rate, impl=impl)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(dilated), rtol=1e-5, atol=1e-5)
 
 
 def _grads(impl: str, x: jax.Array, kernel: jax.Array, weights: jax.Array, rate: int,
@@ -145,16 +150,17 @@ def test_space_to_batch_gradients_equal_dilation(rate, depthwise):
   kernel = jnp.asarray(rng.normal(size=(3, 3, 1 if depthwise else channels, features)), jnp.float32)
   weights = jnp.asarray(rng.normal(size=(1, 33, 27, features)), jnp.float32)
   dilated = _grads('dilation', x, kernel, weights, rate, depthwise)
-  s2b = _grads('space_to_batch', x, kernel, weights, rate, depthwise)
-  for got, want in zip(s2b, dilated):
-    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
+  for impl in ('space_to_batch', 'taps'):
+    for got, want in zip(_grads(impl, x, kernel, weights, rate, depthwise), dilated):
+      np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
 
 
-def test_space_to_batch_strided_falls_back_to_plain_conv():
+def test_strided_convs_fall_back_to_the_plain_conv():
   x = np.random.default_rng(4).normal(size=(1, 15, 12, 3)).astype(np.float32)
-  (dilated, s2b), _ = _both_impls(AtrousConv, x, 4, features=2, kernel_size=3, rate=2, stride=2)
-  assert s2b.shape == (1, 8, 6, 2)
-  np.testing.assert_array_equal(s2b, dilated)
+  (dilated, *others), _ = _all_impls(AtrousConv, x, 4, features=2, kernel_size=3, rate=2, stride=2)
+  assert dilated.shape == (1, 8, 6, 2)
+  for other in others:  # space_to_batch and taps run the plain conv at stride 2
+    np.testing.assert_array_equal(other, dilated)
 
 
 def test_unknown_impl_is_a_clear_error():
@@ -172,10 +178,14 @@ def test_default_impl_per_platform():
 
 
 def test_default_impl_reads_the_measured_table(tmp_path, monkeypatch):
-  # The shipped table: the CPU measurement of 2026-11-20 (dilation for both kinds).
+  # The shipped table: each entry a measurement, with its date and command (benchmarks.atrous and
+  # benchmarks.conv_ops write them).
   shipped = atrous.read_defaults()
-  assert {shipped['cpu']['regular'], shipped['cpu']['depthwise']} == {'dilation'}
-  assert shipped['cpu']['date'] == '2026-11-20' and shipped['cpu']['measured'][0]['command']
+  assert shipped['cpu']['regular'] in atrous.IMPLS and shipped['cpu']['depthwise'] in atrous.IMPLS
+  assert shipped['cpu']['date'] and shipped['cpu']['measured'][0]['command']
+  for kind, choices in atrous.LOWERINGS.items():
+    assert shipped['cpu']['lowering'][kind] in choices
+  assert shipped['cpu']['lowering']['command'].startswith('python -m deeplab_jax.benchmarks.conv_ops')
   path = tmp_path / 'defaults.json'
   path.write_text('{"cpu": {"regular": "dilation", "depthwise": "space_to_batch"}}')
   monkeypatch.setattr(atrous, 'DEFAULTS_PATH', str(path))

@@ -1,0 +1,104 @@
+"""Depthwise and 1x1 convolutions lowered as XLA:CPU runs them fast, equal to `lax.conv_general_dilated`.
+
+XLA:CPU lowers a depthwise conv (feature_group_count = channels) as a grouped conv with one channel per
+group, 10-60x slower forward + backward than PyTorch's (BENCHMARKS.md). A depthwise k x k conv is only
+k² shifted multiply-adds over [B, H, W, C], which XLA fuses into a few vectorised loops, forward and
+backward; a 1x1 conv is one matmul. Both give the library conv's numbers (same taps, same padding) up
+to float rounding; `ops.atrous` picks them per platform from measurements.
+"""
+import jax
+from jax import lax
+import jax.numpy as jnp
+
+
+def same_padding(kernel_size: int, rate: int) -> tuple[int, int]:
+  """Padding (low, high) that keeps the spatial size of a stride-1 conv.
+
+  For odd kernels the padding is symmetric, rate * (k - 1) / 2 on each side, which at stride 2 also
+  reproduces PyTorch's `padding=k // 2` (so converted torchvision weights see the same pixels).
+  """
+  total = rate * (kernel_size - 1)
+  return total // 2, total - total // 2
+
+
+def output_size(size: int, stride: int) -> int:
+  """Side of a 'same' conv's output: ceil(size / stride)."""
+  return -(-size // stride)
+
+
+def depthwise_taps(x: jax.Array, kernel: jax.Array, rate: int = 1, stride: int = 1) -> jax.Array:
+  """'Same'-padded depthwise conv as the sum of its k² shifted, strided taps.
+
+  Args:
+    x: [B, H, W, C].
+    kernel: [k, k, 1, C] (depth multiplier 1: the layout of feature_group_count=C).
+    rate: dilation rate.
+    stride: spatial stride.
+
+  Returns:
+    [B, ceil(H / stride), ceil(W / stride), C].
+  """
+  k, channels = kernel.shape[0], x.shape[-1]
+  if kernel.shape != (k, k, 1, channels):
+    raise ValueError(f'depthwise_taps: kernel {kernel.shape} is not [k, k, 1, {channels}].')
+  batch, height, width, _ = x.shape
+  out_h, out_w = output_size(height, stride), output_size(width, stride)
+  low, _ = same_padding(k, rate)
+  # Rows read: the last output's last tap; padding beyond it would never be read.
+  need_h = (out_h - 1) * stride + (k - 1) * rate + 1
+  need_w = (out_w - 1) * stride + (k - 1) * rate + 1
+  x = jnp.pad(x, ((0, 0), (low, max(0, need_h - height - low)), (low, max(0, need_w - width - low)),
+                  (0, 0)))
+  kernel = kernel.reshape(k, k, channels).astype(x.dtype)
+  y = None
+  for i in range(k):
+    for j in range(k):
+      start = (0, i * rate, j * rate, 0)
+      limit = (batch, i * rate + (out_h - 1) * stride + 1, j * rate + (out_w - 1) * stride + 1, channels)
+      tap = lax.slice(x, start, limit, (1, stride, stride, 1)) * kernel[i, j]
+      y = tap if y is None else y + tap
+  return y
+
+
+def pointwise_dot(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+  """1x1 conv as one matmul over the channels: x [B, H, W, Cin], kernel [1, 1, Cin, Cout]
+  -> [B, ceil(H / stride), ceil(W / stride), Cout]."""
+  if kernel.shape[:2] != (1, 1):
+    raise ValueError(f'pointwise_dot: kernel {kernel.shape} is not 1x1.')
+  if stride > 1:
+    x = x[:, ::stride, ::stride]
+  return lax.dot_general(x, kernel[0, 0].astype(x.dtype), (((3,), (0,)), ((), ())))
+
+
+def atrous_taps(x: jax.Array, kernel: jax.Array, rate: int) -> jax.Array:
+  """'Same'-padded stride-1 atrous conv as one matmul per kernel tap, over the rows and columns that tap
+  reads inside the image.
+
+  A tap whose offset is a whole image side or more away reads only padding and is skipped: at DeepLab's
+  rates (ASPP 12/24/36 on 13x13 or 33x33 features) most of the k² taps are, so the work is that of the
+  taps that see the image, while a dilated conv computes over the padded canvas.
+
+  Args:
+    x: [B, H, W, Cin].
+    kernel: [k, k, Cin, Cout].
+    rate: dilation rate.
+
+  Returns:
+    [B, H, W, Cout].
+  """
+  k, height, width = kernel.shape[0], x.shape[1], x.shape[2]
+  low, _ = same_padding(k, rate)
+  kernel = kernel.astype(x.dtype)
+  y = None
+  for i in range(k):
+    for j in range(k):
+      di, dj = i * rate - low, j * rate - low  # output pixel (h, w) reads input (h + di, w + dj)
+      h0, h1 = max(0, -di), min(height, height - di)
+      w0, w1 = max(0, -dj), min(width, width - dj)
+      if h0 >= h1 or w0 >= w1:
+        continue
+      window = x[:, h0 + di:h1 + di, w0 + dj:w1 + dj]
+      tap = lax.dot_general(window, kernel[i, j], (((3,), (0,)), ((), ())))
+      tap = jnp.pad(tap, ((0, 0), (h0, height - h1), (w0, width - w1), (0, 0)))
+      y = tap if y is None else y + tap
+  return y
