@@ -2,10 +2,14 @@
 
     step        train-step and inference throughput, memory and MFU of a config's model, fake batches
                   python -m deeplab_jax.benchmarks.step --config=configs/v3_voc.py --batch=16 --size=513
-    torch_step  the same step against torchvision's deeplabv3_resnet101, interleaved on one device
-                  python -m deeplab_jax.benchmarks.torch_step --modes=inference --batch=1 --size=513
-    atrous      the two atrous-conv implementations at DeepLab's shapes; --write_defaults records the
-                faster one for this platform in ops/atrous_defaults.json (what impl='auto' picks)
+    torch_step  the same step against the PyTorch peer of the same architecture (torchvision
+                DeepLabV3 ResNet-50/101 and MobileNetV3-Large, smp DeepLabV3Plus), interleaved
+                  python -m deeplab_jax.benchmarks.torch_step --arch=resnet50 --batch=4 --size=208
+    conv_ops    single depthwise, 1x1 and 3x3 convs, forward + backward: the library conv, ops.conv's
+                lowerings and torch; --write_defaults records the faster lowerings for this platform
+                  python -m deeplab_jax.benchmarks.conv_ops [--write_defaults]
+    atrous      the atrous-conv implementations at DeepLab's shapes; --write_defaults records the
+                fastest for this platform in ops/atrous_defaults.json (what impl='auto' picks)
                   python -m deeplab_jax.benchmarks.atrous --repeats=3 [--write_defaults]
     crf         the JAX dense CRF against pydensecrf2: time and agreement, permutohedral vs exact
                   python -m deeplab_jax.benchmarks.crf [--colour_noise=8] [--profile]

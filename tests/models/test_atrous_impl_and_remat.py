@@ -8,6 +8,7 @@ import pytest
 
 from deeplab_jax.errors import UserError
 from deeplab_jax.models.deeplab import build_model
+from deeplab_jax.ops import atrous
 from deeplab_jax.train import losses
 from tests.conftest import tiny_config
 
@@ -60,8 +61,12 @@ def test_space_to_batch_model_gives_the_same_logits():
 
 
 def test_auto_resolves_to_the_platform_default():
-  # CPU's measured default is 'dilation' (ops/atrous_defaults.json): rhs_dilation convs remain.
-  assert dilated_conv_rates(tiny_model_config(impl='auto'))
+  # 'auto' builds the graph of the impl ops/atrous_defaults.json names for this backend; only
+  # 'dilation' keeps rhs_dilation convs (space_to_batch and taps compute rate 1 convs or matmuls).
+  measured = atrous.default_impl(jax.default_backend(), depthwise=False)
+  explicit = dilated_conv_rates(tiny_model_config(impl=measured))
+  assert dilated_conv_rates(tiny_model_config(impl='auto')) == explicit
+  assert bool(explicit) == (measured == 'dilation')
 
 
 def loss_and_grads(remat, images, labels, params, batch_stats):

@@ -9,9 +9,13 @@ from deeplab_jax.models.deeplab import build_model
 from deeplab_jax.train import loop
 from tests.train.helpers import assert_trees_close, fixed_config, random_batches, run_steps
 
-# fp32 sums over 8 shards and over one device run in different orders; measured worst gap after 3
-# steps is ~2e-6 relative on the larger leaves, ~1e-7 absolute on leaves near 0.
+# fp32 sums over 8 shards and over one device run in different orders. jit and pmap on 8 devices: worst
+# gap after 3 steps ~1e-9 absolute. One device against 8: ~2e-6 relative with the library convs; with
+# CPU's 1x1-as-matmul and atrous-as-per-tap-matmul lowerings, whose kernel gradients contract over
+# batch x pixels in one dot on one device and in 8 partial dots plus a sum on 8, up to 5e-5 relative
+# (the stem kernel, 2026-12-01).
 RTOL, ATOL = 1e-5, 1e-6
+ONE_DEVICE_RTOL, ONE_DEVICE_ATOL = 1e-4, 1e-5
 
 
 def test_jit_pmap_and_one_device_agree_and_checkpoints_move_between_them(tmp_path):
@@ -20,9 +24,9 @@ def test_jit_pmap_and_one_device_agree_and_checkpoints_move_between_them(tmp_pat
   one, _ = run_steps(config, batches[:3], jax.devices()[:1])
   config.parallelism = 'pmap'
   pmap8, pmap_metrics = run_steps(config, batches[:3])
-  for other in (one, pmap8):
-    assert_trees_close(jit8.params, other.params, RTOL, ATOL)
-    assert_trees_close(jit8.batch_stats, other.batch_stats, RTOL, ATOL)
+  for other, rtol, atol in ((one, ONE_DEVICE_RTOL, ONE_DEVICE_ATOL), (pmap8, RTOL, ATOL)):
+    assert_trees_close(jit8.params, other.params, rtol, atol)
+    assert_trees_close(jit8.batch_stats, other.batch_stats, rtol, atol)
   np.testing.assert_allclose([m['loss'] for m in jit_metrics], [m['loss'] for m in pmap_metrics],
                              rtol=RTOL)
   assert int(pmap8.step) == int(jit8.step) == 3
@@ -41,7 +45,7 @@ def test_jit_pmap_and_one_device_agree_and_checkpoints_move_between_them(tmp_pat
   continued_one, _ = run_steps(config, batches[3:], jax.devices()[:1], state=restored)
   continued_jit8, _ = run_steps(config, batches[3:], state=jit8)
   assert int(continued_one.step) == 4
-  assert_trees_close(continued_one.params, continued_jit8.params, RTOL, ATOL)
+  assert_trees_close(continued_one.params, continued_jit8.params, ONE_DEVICE_RTOL, ONE_DEVICE_ATOL)
 
 
 def test_bfloat16_keeps_float32_state_and_trains():
