@@ -7,6 +7,7 @@ flip, normalisation, batching) at the crop size given by --crop (default 513, th
 count in a private tf.data thread pool of that size.
 """
 import os
+import tempfile
 import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -24,7 +25,8 @@ def define_flags() -> None:
   """This command's flags; defined only when run, so the benchmarks import side by side."""
   config_flags.DEFINE_config_file('config', 'configs/quickstart.py', 'Config whose data fields (scales, '
                                   'normalisation, flip) are measured.')
-  flags.DEFINE_string('root', '/tmp/deeplab_jax_benchmark', 'Where the synthetic images go.')
+  flags.DEFINE_string('root', os.path.join(tempfile.gettempdir(), 'deeplab_jax_benchmark'),
+                      'Where the synthetic images go.')
   flags.DEFINE_integer('images', 96, 'Synthetic training images (sides 375..500, as VOC).')
   flags.DEFINE_list('threads', ['1', '2'], 'tf.data thread counts to measure.')
   flags.DEFINE_integer('batches', 20, 'Timed batches per thread count, after 3 warm-up ones.')
