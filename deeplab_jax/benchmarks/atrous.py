@@ -148,7 +148,7 @@ def measure(cases: dict[str, Case], rates: list[int], passes: list[str], repeats
   return rows
 
 
-def _gmean(values: list[float]) -> float:
+def geometric_mean(values: list[float]) -> float:
   return math.exp(np.mean(np.log(values)))
 
 
@@ -159,7 +159,7 @@ def winners(rows: list[dict]) -> dict[bool, tuple[str, dict[str, float]]]:
   for depthwise in (False, True):
     kept = [row['over_dilation'] for row in rows if row['rate'] > 1 and row['depthwise'] == depthwise]
     if kept:
-      means = {'dilation': 1.0, **{impl: _gmean([r[impl] for r in kept]) for impl in kept[0]}}
+      means = {'dilation': 1.0, **{impl: geometric_mean([r[impl] for r in kept]) for impl in kept[0]}}
       found[depthwise] = (min(means, key=means.get), means)
   return found
 

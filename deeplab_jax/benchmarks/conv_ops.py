@@ -32,6 +32,7 @@ from jax import lax
 import jax.numpy as jnp
 import numpy as np
 
+from deeplab_jax.benchmarks import atrous as atrous_bench
 from deeplab_jax.ops import atrous, conv
 
 _DN = ('NHWC', 'HWIO', 'NHWC')
@@ -178,7 +179,7 @@ def winners(rows: list[dict]) -> dict[str, str]:
     ratios = [r['medians']['library'] / r['medians']['fast'] for r in rows
               if r['kind'] == kind and 'fast' in r['medians']]
     if ratios:
-      mean = math.exp(sum(math.log(q) for q in ratios) / len(ratios))
+      mean = atrous_bench.geometric_mean(ratios)
       choices[kind] = fast_name if mean > 1 else library_name
       choices[f'{kind}_library_over_fast'] = round(mean, 2)
   return choices
