@@ -1,6 +1,8 @@
 """Reader of any folder of labelled images, in either of two layouts:
 
     ROOT/<image_dir>/<split>/<stem>.<jpg|jpeg|png|bmp|tif|tiff>  with  ROOT/<label_dir>/<split>/<stem>.png
+      (a folder name holding '{split}' is that folder itself: image_dir='{split}', label_dir='{split}annot'
+      read SegNet's CamVid layout ROOT/train + ROOT/trainannot)
     a list file (ROOT/<split> or an absolute path) of `image label` path pairs, one pair per line,
     relative to ROOT (a leading '/' as in DeepLab's own lists is read as relative to ROOT too)
 
@@ -76,4 +78,11 @@ def read_split(root: str, split: str, image_dir: str, label_dir: str) -> Split:
   list_file = split if os.path.isabs(split) else os.path.join(root, split)
   if split and os.path.isfile(list_file):
     return read_list(root, list_file, os.path.splitext(os.path.basename(split))[0])
-  return read_folders(os.path.join(root, image_dir, split), os.path.join(root, label_dir, split), split)
+  return read_folders(split_folder(root, image_dir, split), split_folder(root, label_dir, split), split)
+
+
+def split_folder(root: str, folder: str, split: str) -> str:
+  """ROOT/folder/split, or ROOT/<folder with {split} replaced> when folder names the split itself."""
+  if '{split}' in folder:
+    return os.path.join(root, folder.replace('{split}', split))
+  return os.path.join(root, folder, split)
