@@ -29,7 +29,7 @@ def get_config() -> ml_collections.ConfigDict:
   data.num_classes = 21
   data.class_names = VOC_CLASSES
   data.ignore_label = 255  # pixels with this label count in neither loss nor metrics
-  data.crop_size = 513  # training crop, square
+  data.crop_size = 513  # training crop, square; OS * k + 1 with corner-aligned resizing
   data.eval_size = 513  # eval images are padded (not resized) to this square; VOC's largest side is 500
   data.min_scale = 0.5  # random scale augmentation: min_scale..max_scale in steps of scale_step
   data.max_scale = 2.0
@@ -58,6 +58,9 @@ def get_config() -> ml_collections.ConfigDict:
   resnet.width = 64  # first stage's bottleneck width (64 in every published ResNet)
   resnet.stem = 'torchvision'  # 'torchvision' (7x7 conv) or 'beta' (three 3x3 convs, DeepLab's)
   resnet.dilation_style = 'deeplab'  # 'deeplab': whole stage dilated; 'torchvision': first unit not
+  # 'torchvision': stride in a stage's first unit (torchvision weights); 'slim': official resnet_v1_beta,
+  # stride in the last unit of blocks 1-3, subsampled identity shortcut, decoder tap block1/unit_2/conv3
+  resnet.layout = 'torchvision'
   model.xception = xception = ml_collections.ConfigDict()
   xception.middle_units = 16  # middle-flow units (16 in Xception-65; fewer only for quick tests)
   model.mobilenet = mobilenet = ml_collections.ConfigDict()
@@ -74,7 +77,9 @@ def get_config() -> ml_collections.ConfigDict:
   model.decoder_low_level_features = 48  # channels of the 1x1 conv on the low-level features
   model.decoder_convs = 2  # 3x3 convs of aspp_features after the concat (smp uses 1)
   model.decoder_separable = False  # separable decoder convs (v3+ Xception: True)
-  model.upsample_align_corners = False  # upsample as PyTorch's align_corners=True (smp); False: half-pixel
+  # Corner-aligned resizing (official DeepLab, TF align_corners=True: logits, decoder, image pyramid,
+  # eval scales) for sides OS * k + 1; False: half-pixel (PyTorch's align_corners=False, peers only).
+  model.upsample_align_corners = True
   model.aux_head = False  # torchvision's aux FCN head, on ResNet stage 3 or MobileNetV3's stride-8 features
   model.aux_dropout_rate = 0.1  # dropout inside the auxiliary head
   model.largefov_rate = 12  # v1 LargeFOV fc6 rate, at output stride 8
@@ -82,8 +87,15 @@ def get_config() -> ml_collections.ConfigDict:
   model.fc_features = 1024  # fc6/fc7 channels of LargeFOV/ASPP-L; 0 = 3x3 conv to logits (v2 ResNet)
   model.fc_dropout_rate = 0.5  # dropout after fc6 and fc7
   model.msc_scales = ()  # v2 multi-scale inputs, e.g. (1.0, 0.75, 0.5): shared weights, max-fused
-  model.bn_momentum = 0.9997  # BatchNorm moving-average decay
-  model.bn_epsilon = 1e-5
+  # 'logits': max over the scales on the logit grid, then upsample (official TF, v2 Caffe);
+  # 'input': each scale upsampled to the input size, then max
+  model.msc_fuse_at = 'logits'
+  model.bn_momentum = 0.9997  # heads' (ASPP, decoder, aux) BatchNorm moving-average decay, as DeepLab's
+  model.bn_epsilon = 1e-5  # heads' BatchNorm epsilon, as DeepLab's
+  # Backbone BatchNorm; 0 = the backbone's default (models/backbones.py), the official DeepLab code's:
+  # ResNet 0.95 / 1e-5, Xception-65 0.9997 / 1e-3, MobileNetV2 0.997 / 1e-3 (MobileNetV3: 0.99 / 1e-3)
+  model.backbone_bn_momentum = 0.0
+  model.backbone_bn_epsilon = 0.0
   model.fine_tune_batch_norm = True  # False freezes BatchNorm (moving statistics, no update)
   model.dtype = 'float32'  # compute dtype: float32 | bfloat16 (parameters stay float32)
   model.atrous_impl = 'auto'  # atrous convs: auto (measured per platform) | dilation | space_to_batch
@@ -98,6 +110,10 @@ def get_config() -> ml_collections.ConfigDict:
   train.lr_power = 0.9  # poly schedule: base_lr * (1 - step / num_steps) ** lr_power
   train.momentum = 0.9
   train.weight_decay = 1e-4  # L2 on conv kernels (not on BatchNorm or biases); 4e-5 for Xception
+  train.decay_depthwise = False  # L2 on depthwise kernels too; the official code decays none
+  # False: loss on the logit grid against labels nearest-subsampled to it (v1/v2's label_shrink,
+  # official --upsample_logits=False); True: logits upsampled to the labels
+  train.upsample_logits = True
   train.aux_loss_weight = 0.5  # weight of the aux head's loss (torchvision's reference recipe: 0.5)
   train.log_every = 50  # steps between log lines and TensorBoard points
   train.checkpoint_every = 1000  # steps between checkpoints (one is also saved at the end)
@@ -107,9 +123,16 @@ def get_config() -> ml_collections.ConfigDict:
   train.grad_accum_steps = 1  # micro-batches per step: batch_size / grad_accum_steps run at a time
   train.warmup_steps = 0  # linear warmup from 0 to base_lr before the poly schedule; 0 = none
   train.last_layer_lr_multiplier = 1.0  # LR multiplier of the parameters under train.last_layers
-  train.last_layers = ('head/logits',)  # parameter path prefixes of the last layer(s)
+  # 'classifier' (the layers that output class scores, whichever the head), 'head' (the whole head: the
+  # official code's last_layers_contain_logits_only=False) or module paths such as 'head/aspp'
+  train.last_layers = ('classifier',)
+  train.bias_lr_multiplier = 2.0  # LR multiplier of conv biases (official TF code and Caffe prototxts: 2)
+  train.batch_norm_lr_multiplier = 1.0  # LR multiplier of BatchNorm scales/offsets (v2 Caffe: 0, frozen)
   train.class_weights = ()  # per-class loss weights (one per class); () = all 1
-  train.top_k_percent = 100.0  # hard pixel mining: % of each image's hardest pixels in the loss
+  train.top_k_percent = 100.0  # hard pixel mining: % of the hardest pixels in the loss
+  # 'batch': official, top-k of the flattened batch (ignored pixels counted), mean over the non-zero
+  # kept losses; 'image': top-k of each image's labelled pixels (independent of batch splits)
+  train.top_k_scope = 'batch'
   train.hard_mining_steps = 0  # steps ramping the kept % from 100 to top_k_percent; 0 = from the start
   train.init_checkpoint = ''  # checkpoint folder (a run's checkpoints/ or one step in it) to start from
   train.reinit_head_on_mismatch = True  # re-initialise train.last_layers whose shapes differ from it
@@ -134,18 +157,22 @@ def get_config() -> ml_collections.ConfigDict:
   crf.theta_gamma = 3.  # Gaussian spatial std, pixels
   crf.iterations = 10  # mean-field iterations
   crf.method = 'permutohedral'  # 'permutohedral' (fast) or 'exact' (O(N²): tiny images only)
+  # 'symmetric': pydensecrf's D^-1/2 K D^-1/2; 'per_pixel': D^-1 K, the 2011 densecrf DeepLab v1/v2 ran
+  crf.normalization = 'symmetric'
 
   config.predict = predict = ml_collections.ConfigDict()
   predict.input = ''  # --mode=predict: an image file or a folder of images
   predict.output_dir = ''  # label PNGs and overlays go here; '' = WORKDIR/predict
   predict.max_size = 1024  # images with a longer side are predicted by overlapping tiles
-  predict.tile_size = 513  # tile side (DeepLab's eval crop)
+  predict.tile_size = 513  # tile side (DeepLab's eval crop, OS * k + 1)
   predict.tile_overlap = 0.33  # fraction of a tile shared with its neighbour
-  predict.pad_multiple = 32  # whole images are padded up to a multiple of this (fewer recompiles)
+  # whole images are padded up to sides of pad_multiple * k (+ 1 with model.upsample_align_corners,
+  # so the feature grids end on the last pixel): 64 keeps OS 16 aligned at eval scales in steps of 0.25
+  predict.pad_multiple = 64
 
   config.export = export = ml_collections.ConfigDict()
   export.path = ''  # --mode=export writes the serialized jax.export file here; '' = WORKDIR/export/...
-  export.image_size = 513  # exported input is uint8 [B, image_size, image_size, 3]
+  export.image_size = 513  # exported input is uint8 [B, image_size, image_size, 3]; OS * k + 1
   export.batch_size = 0  # fixed batch size; 0 = symbolic (any batch)
   export.output = 'labels'  # 'labels' (int32 [B, H, W]) or 'probabilities' (float32 [B, H, W, C])
   export.platforms = ()  # e.g. ('cpu', 'cuda'); () = the platform this runs on

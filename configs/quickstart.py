@@ -17,8 +17,8 @@ def get_config():
   data.train_split = 'train'
   data.num_classes = len(SYNTHETIC_CLASSES)
   data.class_names = SYNTHETIC_CLASSES
-  data.crop_size = 96
-  data.eval_size = 192
+  data.crop_size = 97  # OS * k + 1 (OS 16, 32): corner-aligned geometry
+  data.eval_size = 193
   data.min_scale = 0.75  # centred on the eval scale: a short run has no time for 0.5-2.0
   data.max_scale = 1.25
 
@@ -29,6 +29,7 @@ def get_config():
   model.output_stride = 16
   model.aspp_features = 64
   model.bn_momentum = 0.9  # a short run needs moving statistics that follow the weights quickly
+  model.backbone_bn_momentum = 0.9
 
   train = config.train
   train.batch_size = 16

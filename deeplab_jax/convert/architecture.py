@@ -10,9 +10,10 @@ from deeplab_jax.convert import kinds
 
 # What a whole segmentation model computes depends on these besides its variables.
 MODEL_FIELDS = ('output_stride', 'aspp_rates', 'resnet.dilation_style', 'multi_grid', 'resnet.stem',
-                'upsample_align_corners', 'separable_depthwise_bn')
-# An ImageNet backbone fixes only its stem: its stride, dilation and head are the config's to choose.
-BACKBONE_FIELDS = ('resnet.stem',)
+                'resnet.layout', 'upsample_align_corners', 'separable_depthwise_bn')
+# An ImageNet backbone fixes only its stem and unit layout (where a stage strides: the same variable
+# shapes either way): its stride, dilation and head are the config's to choose.
+BACKBONE_FIELDS = ('resnet.stem', 'resnet.layout')
 
 
 def _value(model_cfg: ml_collections.ConfigDict, field: str):

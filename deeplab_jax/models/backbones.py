@@ -5,6 +5,7 @@ them: `deeplab.build_model` builds through it, `convert` reads which checkpoint 
 new backbone is one entry here plus its module.
 """
 import dataclasses
+import functools
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -18,7 +19,7 @@ from deeplab_jax.ops import atrous
 @dataclasses.dataclass(frozen=True)
 class Context:
   """What every backbone builder gets besides the model config."""
-  norm: Any  # BatchNorm factory (layers.make_norm)
+  norm: Any  # BatchNorm factory (layers.make_norm); `build` sets the backbone's momentum and epsilon
   output_stride: int
   dtype: Any
   conv_impl: atrous.ConvImpl
@@ -39,6 +40,9 @@ class Backbone:
     multi_grid_units: how many multi-grid rates it takes (None: no multi-grid; 0: one per unit of the
       last stage, set by model.resnet.blocks).
     residual: whether it has residual units (model.remat='backbone' rematerialises those).
+    bn_momentum, bn_epsilon: its BatchNorm moving-average decay and epsilon when
+      model.backbone_bn_momentum / backbone_bn_epsilon are 0: the official DeepLab code's
+      (feature_extractor.extract_features) for the backbones it has, the weights' source otherwise.
   """
   build: Callable[[ml_collections.ConfigDict, Context], nn.Module]
   out: str
@@ -48,6 +52,8 @@ class Backbone:
   converters: tuple[str, ...] = ()
   multi_grid_units: int | None = None
   residual: bool = True
+  bn_momentum: float = 0.9997
+  bn_epsilon: float = 1e-5
 
   @property
   def feature_keys(self) -> tuple[str, str, str | None]:
@@ -65,7 +71,8 @@ def _multi_grid(cfg: ml_collections.ConfigDict) -> tuple[int, ...] | None:
 
 def _resnet(cfg, c: Context) -> nn.Module:
   return resnet.ResNet(resnet_blocks(cfg), c.norm, c.output_stride, _multi_grid(cfg), cfg.resnet.width,
-                       cfg.resnet.stem, cfg.resnet.dilation_style, c.dtype, c.conv_impl, c.remat)
+                       cfg.resnet.stem, cfg.resnet.dilation_style, c.dtype, c.conv_impl, c.remat,
+                       cfg.resnet.layout)
 
 
 def _xception(cfg, c: Context) -> nn.Module:
@@ -80,7 +87,7 @@ def _mobilenet_v2(cfg, c: Context) -> nn.Module:
 
 def _mobilenet_v3(cfg, c: Context) -> nn.Module:
   return mobilenet_v3.MobileNetV3Large(c.norm, c.output_stride, cfg.mobilenet.width_multiplier,
-                                       c.dtype, c.conv_impl, c.remat)
+                                       c.dtype, c.conv_impl, c.remat, bn_epsilon=c.norm.keywords['epsilon'])
 
 
 def _vgg(cfg, c: Context) -> nn.Module:
@@ -88,18 +95,24 @@ def _vgg(cfg, c: Context) -> nn.Module:
   return vgg.VGG16(c.output_stride, c.dtype, c.conv_impl)
 
 
-_RESNET = dict(build=_resnet, out='stage4', low_level='stage1', aux='stage3', normalization='imagenet',
+# BatchNorm: official DeepLab feature_extractor.extract_features: ResNet arg scope decay 0.95, epsilon
+# 1e-5; Xception 0.9997, 1e-3; MobileNetV2 slim's training_scope decay 0.997 with slim.batch_norm's
+# epsilon 1e-3. MobileNetV3-Large follows torchvision's weights: BatchNorm2d(eps=0.001, momentum=0.01).
+_RESNET = dict(build=_resnet, out='stage4', low_level='low_level', aux='stage3', normalization='imagenet',
                converters=('torchvision_deeplabv3', 'torchvision_resnet', 'smp_deeplabv3plus'),
-               multi_grid_units=0)
+               multi_grid_units=0, bn_momentum=0.95, bn_epsilon=1e-5)
 BACKBONES = {
     'resnet50': Backbone(**_RESNET),
     'resnet101': Backbone(**_RESNET),
     'vgg16': Backbone(_vgg, 'pool5', 'conv3', None, 'imagenet', residual=False),
-    'xception65': Backbone(_xception, 'exit', 'low_level', None, 'inception', multi_grid_units=3),
-    'mobilenetv2': Backbone(_mobilenet_v2, 'out', 'low_level', None, 'inception'),
+    'xception65': Backbone(_xception, 'exit', 'low_level', None, 'inception', multi_grid_units=3,
+                           bn_momentum=0.9997, bn_epsilon=1e-3),
+    'mobilenetv2': Backbone(_mobilenet_v2, 'out', 'low_level', None, 'inception', bn_momentum=0.997,
+                            bn_epsilon=1e-3),
     # aux: torchvision's tap, the stride-8 40-channel unit.
     'mobilenetv3_large': Backbone(_mobilenet_v3, 'out', 'low_level', 'aux', 'imagenet',
-                                  converters=('torchvision_deeplabv3', 'torchvision_mobilenet_v3')),
+                                  converters=('torchvision_deeplabv3', 'torchvision_mobilenet_v3'),
+                                  bn_momentum=0.99, bn_epsilon=1e-3),
 }
 
 
@@ -128,7 +141,16 @@ def check_multi_grid(cfg: ml_collections.ConfigDict) -> None:
                     f'{cfg.backbone} (one per separable conv of the last exit-flow block).')
 
 
+def batch_norm_constants(cfg: ml_collections.ConfigDict) -> tuple[float, float]:
+  """(momentum, epsilon) of the backbone's BatchNorm: model.backbone_bn_momentum / _epsilon, each 0
+  meaning the registry's default for model.backbone."""
+  entry = get(cfg.backbone)
+  return cfg.backbone_bn_momentum or entry.bn_momentum, cfg.backbone_bn_epsilon or entry.bn_epsilon
+
+
 def build(cfg: ml_collections.ConfigDict, context: Context) -> nn.Module:
-  """The backbone module named by cfg.backbone."""
+  """The backbone module named by cfg.backbone, its BatchNorm at batch_norm_constants(cfg)."""
   check_multi_grid(cfg)
-  return get(cfg.backbone).build(cfg, context)
+  momentum, epsilon = batch_norm_constants(cfg)
+  norm = functools.partial(context.norm, momentum=momentum, epsilon=epsilon)
+  return get(cfg.backbone).build(cfg, dataclasses.replace(context, norm=norm))
