@@ -37,8 +37,9 @@ def eval_output_stride(config: ml_collections.ConfigDict) -> int:
 
 
 def config_setting(config: ml_collections.ConfigDict) -> inference.Setting:
-  """The inference setting of config.eval (scales, flip)."""
-  return inference.Setting(tuple(float(s) for s in config.eval.scales), bool(config.eval.flip))
+  """The inference setting of config.eval (scales, flip), resizing as config.model does."""
+  return inference.Setting(tuple(float(s) for s in config.eval.scales), bool(config.eval.flip),
+                           bool(config.model.upsample_align_corners))
 
 
 def config_crf(config: ml_collections.ConfigDict) -> crf.CRFParams | None:

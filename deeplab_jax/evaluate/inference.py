@@ -1,8 +1,10 @@
 """Multi-scale and flip inference, as DeepLab v2/v3 evaluate: softmax averaged at the input resolution.
 
-Each scale s resizes the input to round(s * H) x round(s * W), runs the model there, and resizes the
-class probabilities back to H x W; with flip the same is done on the left-right mirrored input and the
-result is mirrored back. The average of all these probabilities is the prediction. Also: settings
+Each scale s resizes the input to layers.scaled_size (corner-aligned: int((H - 1) * s + 1), as the
+official DeepLab's eval scales, 513 at 0.5 -> 257; half-pixel: round(s * H)), runs the model there,
+and resizes the class probabilities back to H x W with the same convention; with flip the same is
+done on the left-right mirrored input and the result is mirrored back. The average of all these
+probabilities is the prediction. Also: settings
 parsed from strings ('0.5,0.75,1+flip'), sliding-window tiles for images too large to run whole, and
 the dense CRF refinement of DeepLab v1/v2 applied to the resulting probabilities.
 """
@@ -23,9 +25,14 @@ LogitsFn = Callable[[dict, jax.Array], jax.Array]
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
-  """One inference setting: the input scales and whether flipped inputs are added."""
+  """One inference setting: the input scales and whether flipped inputs are added.
+
+  corner_aligned: resize sizes and pixels as the model's model.upsample_align_corners (corner-aligned:
+  the official DeepLab's geometry; False: half-pixel, PyTorch's). Not part of the tag.
+  """
   scales: tuple[float, ...] = (1.0,)
   flip: bool = False
+  corner_aligned: bool = False
 
   @property
   def tag(self) -> str:
@@ -42,7 +49,7 @@ def model_logits(model) -> LogitsFn:
   return lambda variables, images: model.apply(variables, images)['logits']
 
 
-def parse_setting(text: str) -> Setting:
+def parse_setting(text: str, corner_aligned: bool = False) -> Setting:
   """'0.5,0.75,1+flip' -> Setting((0.5, 0.75, 1.0), True); raises UserError on a bad string."""
   body, _, suffix = text.strip().partition('+')
   try:
@@ -52,7 +59,7 @@ def parse_setting(text: str) -> Setting:
   if not scales or any(s <= 0 for s in scales) or suffix not in ('', 'flip'):
     raise UserError(f'Bad inference setting {text!r} (config eval.extra_settings): expected positive '
                     "comma-separated scales, optionally followed by '+flip', e.g. '0.5,1,1.5+flip'.")
-  return Setting(scales, suffix == 'flip')
+  return Setting(scales, suffix == 'flip', corner_aligned)
 
 
 def probabilities(logits_fn: LogitsFn, variables: dict, images: jax.Array,
@@ -61,16 +68,16 @@ def probabilities(logits_fn: LogitsFn, variables: dict, images: jax.Array,
 
   With the plain setting ((1.0,), no flip) this is softmax(logits_fn(variables, images)).
   """
-  size = images.shape[1:3]
+  size, aligned = images.shape[1:3], setting.corner_aligned
   total, count = 0.0, 0
   for scale in setting.scales:
-    scaled = layers.resize_bilinear(images, layers.scaled_size(size, scale, corner_aligned=False))
+    scaled = layers.resize_bilinear(images, layers.scaled_size(size, scale, aligned), aligned)
     flips = (False, True) if setting.flip else (False,)
     for flipped in flips:
       x = scaled[:, :, ::-1] if flipped else scaled
       probs = jax.nn.softmax(logits_fn(variables, x).astype(jnp.float32), axis=-1)
       probs = probs[:, :, ::-1] if flipped else probs
-      total, count = total + layers.resize_bilinear(probs, size), count + 1
+      total, count = total + layers.resize_bilinear(probs, size, aligned), count + 1
   return total / count
 
 

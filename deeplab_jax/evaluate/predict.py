@@ -17,6 +17,7 @@ from PIL import Image, ImageOps
 from deeplab_jax.data.palette import voc_palette
 from deeplab_jax.errors import UserError
 from deeplab_jax.evaluate import inference, visualize
+from deeplab_jax.models import layers
 from deeplab_jax.ops import crf
 
 # [1, H, W, 3] normalised float32 -> [1, H, W, C] probabilities.
@@ -72,10 +73,13 @@ def load_image(path: str, log=print) -> np.ndarray | None:
     return None
 
 
-def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
-  """Zero-pad (the mean pixel, after normalisation) bottom/right up to a multiple of `multiple`."""
+def _pad_to_multiple(image: np.ndarray, multiple: int, corner_aligned: bool) -> np.ndarray:
+  """Zero-pad (the mean pixel, after normalisation) bottom/right to sides of layers.padded_size:
+  multiple * k + 1 when corner-aligned (every stride's feature grid then ends on the last pixel),
+  multiple * k otherwise."""
   h, w = image.shape[:2]
-  return np.pad(image, ((0, -h % multiple), (0, -w % multiple), (0, 0)))
+  pad = [layers.padded_size(d, multiple, corner_aligned) - d for d in (h, w)]
+  return np.pad(image, ((0, pad[0]), (0, pad[1]), (0, 0)))
 
 
 def predict_labels(probs_fn: ProbsFn, image: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
@@ -86,7 +90,8 @@ def predict_labels(probs_fn: ProbsFn, image: np.ndarray, config: ml_collections.
   if max(h, w) > predict.max_size:
     probs = inference.tiled_probabilities(probs_fn, normalised, predict.tile_size, predict.tile_overlap)
   else:
-    probs = np.asarray(probs_fn(_pad_to_multiple(normalised, predict.pad_multiple)[None]))[0, :h, :w]
+    padded = _pad_to_multiple(normalised, predict.pad_multiple, config.model.upsample_align_corners)
+    probs = np.asarray(probs_fn(padded[None]))[0, :h, :w]
   return np.argmax(probs, -1).astype(np.uint8)
 
 

@@ -31,7 +31,7 @@ def _settings(config: ml_collections.ConfigDict) -> list[tuple[inference.Setting
   """
   output_stride = evaluator.eval_output_stride(config)
   settings = [evaluator.config_setting(config)]
-  settings += [inference.parse_setting(s) for s in config.eval.extra_settings]
+  settings += [inference.parse_setting(s, settings[0].corner_aligned) for s in config.eval.extra_settings]
   plain = lambda s: s.is_plain and output_stride == config.model.output_stride  # noqa: E731
   return [(s, '' if plain(s) else f'_os{output_stride}_{s.tag}') for s in settings]
 

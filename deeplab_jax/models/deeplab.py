@@ -35,6 +35,13 @@ class DeepLab(nn.Module):
       MobileNetV3-Large's first 40-channel unit).
     msc_scales: DeepLab v2's multi-scale inputs, e.g. (1.0, 0.75, 0.5): the same weights at each scale,
       logits max-fused. Empty for a single scale.
+    upsample_align_corners: corner-aligned resizing (the official DeepLab's geometry: logits, decoder,
+      image pyramid) instead of half-pixel (PyTorch's align_corners=False).
+    msc_fuse_at: 'logits': each scale's logits resized to the logit grid of the largest scale (at
+      least 1.0), max-fused there, then upsampled once (the official TF `multi_scale_logits` and v2's
+      Caffe fc_fusion); 'input': each scale's logits upsampled to the input size first, then max-fused.
+    upsample_logits: False leaves every output on the logit grid (the official --upsample_logits=False:
+      the loss then compares with labels subsampled to it, as v1/v2 trained).
   """
   backbone: nn.Module
   head: nn.Module
@@ -42,41 +49,63 @@ class DeepLab(nn.Module):
   aux_head: nn.Module | None = None
   msc_scales: Sequence[float] = ()
   upsample_align_corners: bool = False
+  msc_fuse_at: str = 'logits'
+  upsample_logits: bool = True
 
-  def single_scale(self, images: jax.Array, size: tuple[int, int]) -> dict[str, jax.Array]:
-    """Logits (and aux logits) of images [B, h, w, 3] upsampled to `size`, in float32."""
+  def _resize(self, x: jax.Array, size: tuple[int, int]) -> jax.Array:
+    return layers.resize_bilinear(x, size, self.upsample_align_corners)
+
+  def single_scale(self, images: jax.Array) -> dict[str, jax.Array]:
+    """Logits (and aux logits) of images [B, h, w, 3] at the head's own stride, in float32."""
     out_key, low_key, aux_key = self.feature_keys
     features = self.backbone(images)
-    logits = self.head(features[out_key], features[low_key] if low_key else None)
-    outputs = {'logits': layers.resize_bilinear(logits.astype(jnp.float32), size,
-                                                     self.upsample_align_corners)}
+    outputs = {'logits': self.head(features[out_key], features[low_key] if low_key else None)}
     if self.aux_head is not None:
-      aux = self.aux_head(features[aux_key])
-      outputs['aux'] = layers.resize_bilinear(aux.astype(jnp.float32), size,
-                                              self.upsample_align_corners)
-    return outputs
+      outputs['aux'] = self.aux_head(features[aux_key])
+    return {k: v.astype(jnp.float32) for k, v in outputs.items()}
+
+  def _pyramid(self, images: jax.Array) -> list[dict[str, jax.Array]]:
+    """single_scale of images resized by each of msc_scales."""
+    size = images.shape[1:3]
+    return [self.single_scale(self._resize(images, layers.scaled_size(size, scale,
+                                                                      self.upsample_align_corners)))
+            for scale in self.msc_scales]
 
   @nn.compact
   def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
     """images [B, H, W, 3] normalised -> {'logits': [B, H, W, num_classes]}.
 
     With msc_scales, also 'scale_logits': a list of [B, H, W, num_classes], one per scale, whose
-    elementwise max is 'logits'. 'aux' (when there is an aux head) comes from the first scale.
+    elementwise max is 'logits' (on the logit grid, upsampled after, with msc_fuse_at='logits').
+    'aux' (when there is an aux head) comes from the first scale. With upsample_logits=False every
+    map stays on the logit grid (that of the largest scale, at least 1.0, with msc_scales).
     """
     size = images.shape[1:3]
     if not self.msc_scales:
-      return self.single_scale(images, size)
-    per_scale = []
-    for scale in self.msc_scales:
-      scaled = layers.resize_bilinear(images, layers.scaled_size(size, scale, corner_aligned=True))
-      per_scale.append(self.single_scale(scaled, size))
+      outputs = self.single_scale(images)
+      grid = outputs['logits'].shape[1:3]
+    else:
+      outputs, grid = self._fuse(self._pyramid(images), size)
+    target = size if self.upsample_logits else grid
+    return {k: [self._resize(x, target) for x in v] if k == 'scale_logits' else self._resize(v, target)
+            for k, v in outputs.items()}
+
+  def _fuse(self, per_scale: list[dict[str, jax.Array]],
+            size: tuple[int, int]) -> tuple[dict[str, Any], tuple[int, int]]:
+    """(outputs with 'scale_logits' and their max as 'logits', the logit grid) of the pyramid's outputs."""
+    top = int(np.argmax(self.msc_scales))
+    grid = per_scale[top]['logits'].shape[1:3]
+    if self.msc_scales[top] < 1:  # the 1.0 scale's grid, as the official max(1.0, max(image_pyramid))
+      grid = layers.scaled_size(grid, 1 / self.msc_scales[top], self.upsample_align_corners)
+    fuse_size = grid if self.msc_fuse_at == 'logits' else size
     outputs = dict(per_scale[0])
-    outputs['scale_logits'] = [o['logits'] for o in per_scale]
+    outputs['scale_logits'] = [self._resize(o['logits'], fuse_size) for o in per_scale]
     outputs['logits'] = jnp.max(jnp.stack(outputs['scale_logits']), axis=0)
-    return outputs
+    return outputs, grid
 
 
 REMAT_OPTIONS = ('none', 'backbone')
+MSC_FUSE_AT = ('logits', 'input')
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 # Side of the dummy input shapes are inferred from: variable shapes do not depend on it, and it is a
 # multiple of every output stride with room for VGG's pools.
@@ -159,8 +188,11 @@ def build_model(config: ml_collections.ConfigDict, *, train: bool, output_stride
     aux_head = aspp.FCNHead(num_classes, norm, cfg.aux_dropout_rate, train, dtype, _conv_impl(cfg))
   if any(not 0 < s <= 4 for s in cfg.msc_scales):
     raise UserError(f'model.msc_scales must be in (0, 4], got {tuple(cfg.msc_scales)}.')
+  if cfg.msc_fuse_at not in MSC_FUSE_AT:
+    raise UserError(f'model.msc_fuse_at={cfg.msc_fuse_at!r}; expected one of {", ".join(MSC_FUSE_AT)}.')
+  upsample_logits = not train or config.train.upsample_logits
   return DeepLab(backbone, head, entry.feature_keys, aux_head, tuple(cfg.msc_scales),
-                 cfg.upsample_align_corners)
+                 cfg.upsample_align_corners, cfg.msc_fuse_at, upsample_logits)
 
 
 def variable_shapes(config: ml_collections.ConfigDict, *, train: bool = False) -> dict:

@@ -5,6 +5,7 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from deeplab_jax.errors import UserError
 from deeplab_jax.ops.atrous import AtrousConv, AtrousDepthwiseConv, ConvImpl
@@ -134,16 +135,31 @@ def remat_unit(unit: type[nn.Module], remat: bool) -> type[nn.Module]:
 def scaled_size(size: tuple[int, int], scale: float, corner_aligned: bool) -> tuple[int, int]:
   """(H, W) of an image of `size` resized by `scale`.
 
-  corner_aligned: (d - 1) * scale + 1, rounded, as Caffe's Interp layer in DeepLab v2's multi-scale
-  inputs (513 at 0.75 -> 385, at 0.5 -> 257), which keeps the corner pixels' positions. Otherwise
-  d * scale rounded (at least 1), the half-pixel convention.
+  corner_aligned: int((d - 1) * scale + 1), the official DeepLab's `scale_dimension` (and Caffe's
+  Interp in DeepLab v2's multi-scale inputs): the corner pixels keep their positions, and an OS * k + 1
+  side stays of that form (513 at 0.75 -> 385, at 0.5 -> 257). Otherwise d * scale rounded (at least 1),
+  the half-pixel convention (513 at 0.5 -> 256, Python's round half to even).
 
-  >>> scaled_size((513, 40), 0.75, corner_aligned=True), scaled_size((513, 40), 0.75, corner_aligned=False)
-  ((385, 30), (385, 30))
+  >>> scaled_size((513, 40), 0.5, corner_aligned=True), scaled_size((513, 40), 0.5, corner_aligned=False)
+  ((257, 20), (256, 20))
   """
   if corner_aligned:
-    return tuple(int(round((d - 1) * scale)) + 1 for d in size)
+    return tuple(max(1, int((d - 1) * scale + 1)) for d in size)
   return tuple(max(1, int(round(d * scale))) for d in size)
+
+
+def padded_size(size: int, multiple: int, corner_aligned: bool) -> int:
+  """The smallest side >= size that a network of total stride `multiple` samples without remainder.
+
+  corner_aligned: multiple * k + 1 (513 for 500 at 32), whose first and last pixels are both on the
+  stride-`multiple` feature grid (feature i on pixel multiple * i). Otherwise multiple * k.
+
+  >>> padded_size(500, 32, corner_aligned=True), padded_size(500, 32, corner_aligned=False)
+  (513, 512)
+  """
+  if corner_aligned:
+    return -(-(size - 1) // multiple) * multiple + 1
+  return -(-size // multiple) * multiple
 
 
 def resize_bilinear(x: jax.Array, size: tuple[int, int], align_corners: bool = False) -> jax.Array:
@@ -152,7 +168,10 @@ def resize_bilinear(x: jax.Array, size: tuple[int, int], align_corners: bool = F
   Half-pixel centres by default: the same sampling as PyTorch's `interpolate(mode='bilinear',
   align_corners=False)`; no antialiasing, so a downscale samples like PyTorch's too. align_corners=True
   maps corner pixels onto corner pixels, as PyTorch's `align_corners=True` (segmentation_models_pytorch's
-  upsampling), which converted smp weights need to compute the same function.
+  upsampling), which converted smp weights need to compute the same function, and as the official
+  DeepLab's `tf.image.resize_bilinear(..., align_corners=True)` everywhere: with symmetric padding,
+  feature i at total stride s sits on input pixel s * i, so between sides s * k + 1 and k + 1 only the
+  corner-aligned resize puts every feature back on its pixel (half-pixel misplaces by up to s / 2).
   """
   if tuple(x.shape[1:3]) == tuple(size):
     return x
@@ -174,3 +193,19 @@ def _resize_axis_align_corners(x: jax.Array, size: int, axis: int) -> jax.Array:
   shape[axis] = size
   frac = (position - low).reshape(shape).astype(x.dtype)
   return jnp.take(x, low, axis=axis) * (1 - frac) + jnp.take(x, high, axis=axis) * frac
+
+
+def resize_labels_nearest(labels: jax.Array, size: tuple[int, int]) -> jax.Array:
+  """Nearest-neighbour, corner-aligned resize of labels [B, H, W] to [B, *size].
+
+  Output pixel i reads input pixel round(i * (H - 1) / (h - 1)): TF's resize_nearest_neighbor with
+  align_corners=True, as the official DeepLab subsamples labels with --upsample_logits=False. From an
+  OS * k + 1 side to k + 1 it is labels[:, ::OS, ::OS], DeepLab v1/v2's label_shrink (Caffe's Interp at
+  whole-pixel positions).
+  """
+  for axis, (length, out) in enumerate(zip(labels.shape[1:3], size), start=1):
+    if length != out:
+      scale = (length - 1) / (out - 1) if out > 1 else 0.0
+      index = np.minimum(np.floor(np.arange(out) * scale + 0.5).astype(np.int32), length - 1)
+      labels = jnp.take(labels, jnp.asarray(index), axis=axis)
+  return labels
