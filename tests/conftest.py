@@ -1,16 +1,34 @@
-"""Test setup: 8 host CPU devices (set before JAX is imported) and small shared fixtures."""
+"""Test setup: 8 host CPU devices and a compilation cache (set before JAX is imported), shared fixtures.
+
+The suite builds the same small programs many times (each `jit` of a fresh closure, each subprocess
+run of the entry point), so XLA's persistent cache, keyed by the program, is on for this session and
+for the subprocesses it starts: equal programs compile once. One cache per pytest-xdist worker, removed
+when the session ends.
+"""
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=8').strip()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+_CACHE = tempfile.mkdtemp(prefix='deeplab_jax_xla_cache_')
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+os.environ['JAX_COMPILATION_CACHE_DIR'] = _CACHE
+os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0.5'
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import pytest  # noqa: E402
+
+
+def pytest_sessionfinish(session, exitstatus):
+  """Removes the cache at the end of the session too: pytest-xdist workers exit without atexit."""
+  shutil.rmtree(_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope='session')

@@ -3,7 +3,11 @@
 Runs the real entry point in a subprocess on one CPU device, exactly as the README's first command
 does, with the data and workdir in a temporary folder (the session's `quickstart_run`).
 """
+import pytest
+
 from tests.conftest import final_eval
+
+pytestmark = pytest.mark.xdist_group('quickstart')  # one worker builds the session's quickstart_run
 
 
 def test_quickstart_reaches_80_miou(quickstart_run):

@@ -9,6 +9,8 @@ import pytest
 from tests.conftest import ROOT
 from tests.experiments.smoke_sweep import smoke_sweep
 
+pytestmark = pytest.mark.xdist_group('notebooks')  # one worker builds this file's shared fixtures
+
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, 'experiments', '*.ipynb')))
 
 

@@ -6,6 +6,8 @@ import pytest
 
 from tests.conftest import run_module
 
+pytestmark = pytest.mark.xdist_group('benchmark_crf')  # one worker builds this file's shared fixtures
+
 
 @pytest.fixture(scope='module')
 def output():

@@ -11,6 +11,8 @@ from tests.conftest import ROOT, user_env
 # Runs the module as `python -m` would, then reports whether anything imported TensorFlow.
 RUNNER = """
 import runpy, sys
+
+pytestmark = pytest.mark.xdist_group('benchmark_step')  # one worker builds this file's shared fixtures
 sys.argv = ['step'] + sys.argv[1:]
 try:
   runpy.run_module('deeplab_jax.benchmarks.step', run_name='__main__')

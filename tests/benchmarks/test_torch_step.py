@@ -7,6 +7,8 @@ from deeplab_jax.benchmarks import torch_step
 from deeplab_jax.models.deeplab import variable_shapes
 from tests.conftest import tiny_config
 
+pytestmark = pytest.mark.xdist_group('benchmark_torch_step')  # one worker builds this file's shared fixtures
+
 
 @pytest.fixture(scope='module')
 def torchvision():

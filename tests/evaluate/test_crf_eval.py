@@ -11,6 +11,8 @@ from deeplab_jax.evaluate import evaluator, inference, metrics, predict
 from deeplab_jax.ops import crf
 from tests.conftest import final_eval, run_main, tiny_config
 
+pytestmark = pytest.mark.xdist_group('quickstart')  # one worker builds the session's quickstart_run
+
 COARSE_STRIDE = 32
 
 

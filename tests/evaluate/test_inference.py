@@ -7,6 +7,8 @@ from deeplab_jax.errors import UserError
 from deeplab_jax.evaluate import inference
 from deeplab_jax.models import layers
 
+pytestmark = pytest.mark.xdist_group('inference')  # one worker builds this file's shared fixtures
+
 
 def logits_of(model):
   return lambda v, x: model.apply(v, x)['logits']

@@ -9,6 +9,8 @@ from deeplab_jax.experiments import points as points_lib
 from tests.conftest import ROOT
 from tests.experiments.smoke_sweep import run_sweep, smoke_sweep, sweep_args
 
+pytestmark = pytest.mark.xdist_group('sweep')  # one worker builds the session's sweep
+
 SWEEP_FILES = sorted(os.path.relpath(p, ROOT)
                      for p in glob.glob(os.path.join(ROOT, 'experiments', '*', 'sweep.py')))
 

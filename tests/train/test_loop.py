@@ -12,6 +12,8 @@ from deeplab_jax.errors import UserError
 from deeplab_jax.train import loop
 from tests.train.helpers import fixed_config
 
+pytestmark = pytest.mark.xdist_group('train_loop')  # one worker builds this file's shared fixtures
+
 
 @pytest.fixture(scope='module')
 def data_root(tmp_path_factory):
