@@ -65,6 +65,9 @@ def get_config() -> ml_collections.ConfigDict:
   xception.middle_units = 16  # middle-flow units (16 in Xception-65; fewer only for quick tests)
   model.mobilenet = mobilenet = ml_collections.ConfigDict()
   mobilenet.width_multiplier = 1.0  # MobileNetV2/V3 channel multiplier (DeepLabv3+ uses 1.0; 0.5 also common)
+  # MobileNetV2 at width != 1: 'official' (DeepLab's: channels unrounded, expansions to multiples of 8) or
+  # 'torchvision' (everything to multiples of 8, torchvision's width_mult); the same at width 1.0
+  mobilenet.channel_rounding = 'official'
   model.head = 'aspp'  # 'aspp' (v3, v3+) | 'largefov' (v1: one fc6-fc7 branch) | 'aspp_l' (v2: summed)
   model.aspp_rates = (6, 12, 18)  # 3x3 branch rates at output stride 16; rescaled for other strides
   model.aspp_features = 256  # channels of each ASPP branch and of the projection

@@ -82,7 +82,7 @@ def _xception(cfg, c: Context) -> nn.Module:
 
 def _mobilenet_v2(cfg, c: Context) -> nn.Module:
   return mobilenet.MobileNetV2(c.norm, c.output_stride, cfg.mobilenet.width_multiplier, c.dtype,
-                               c.conv_impl, c.remat)
+                               c.conv_impl, c.remat, cfg.mobilenet.channel_rounding)
 
 
 def _mobilenet_v3(cfg, c: Context) -> nn.Module:

@@ -1,8 +1,11 @@
 """MobileNetV2 backbone (Sandler et al. 2018) with a width multiplier and atrous depthwise convs.
 
-As in the official DeepLab code, the network stops at the last inverted-residual block (320 channels at
-width 1; no 1x1 conv to 1280), and once the output stride is reached a block's stride becomes 1 and
-later depthwise convs are dilated instead.
+As in the official DeepLab code (feature_extractor._mobilenet_v2 over slim's mobilenet_v2), the network
+stops at the last inverted-residual block (320 channels at width 1; no 1x1 conv to 1280), once the
+output stride is reached a block's stride becomes 1 and later depthwise convs are dilated instead, and
+the v3+ decoder reads `layer_4/depthwise_output`: the depthwise conv of the second 24-channel unit after
+its BN and ReLU6 (144 channels at width 1, stride 4). Channels at another width follow the official
+rule (CHANNEL_ROUNDINGS): rounded to multiples of 8 only at width 1.0.
 """
 from typing import Any
 
@@ -17,13 +20,31 @@ from deeplab_jax.ops.atrous import AtrousConv, AtrousDepthwiseConv
 MOBILENETV2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
                       (6, 160, 3, 2), (6, 320, 1, 1))
 STEM_CHANNELS = 32
-LOW_LEVEL_STAGE = 1  # the 24-channel stage ends at stride 4: the decoder's low-level features
+# The decoder's tap, official layer_4 (layer_1 is the stem): stage 2, unit 2's depthwise output.
+LOW_LEVEL_UNIT = (1, 1)  # (stage, unit), 0-based
+# 'official': DeepLab's feature_extractor._mobilenet_v2: layer channels rounded to multiples of 8 (at
+# least 8) at width 1.0, else unrounded (divisible_by=1, min_depth=1); the expansions (input x 6) always
+# to multiples of 8 (slim's expand_input_by_factor). 'torchvision': every width to multiples of 8, as
+# torchvision's mobilenet_v2(width_mult=...).
+CHANNEL_ROUNDINGS = ('official', 'torchvision')
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
   """Channels rounded to a multiple of divisor, never below 90% of value (the MobileNet rule)."""
   rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
   return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def layer_channels(channels: int, width_multiplier: float, rounding: str = 'official') -> int:
+  """Channels of a layer of `channels` at width 1, at `width_multiplier` under `rounding`.
+
+  >>> layer_channels(24, 0.5), layer_channels(24, 0.5, 'torchvision'), layer_channels(24, 1.0)
+  (12, 16, 24)
+  """
+  if rounding not in CHANNEL_ROUNDINGS:
+    raise ValueError(f'channel rounding must be one of {CHANNEL_ROUNDINGS}, got {rounding!r}')
+  divisor = 8 if rounding == 'torchvision' or width_multiplier == 1.0 else 1
+  return make_divisible(channels * width_multiplier, divisor)
 
 
 def unit_strides_and_rates(output_stride: int) -> list[list[tuple[int, int]]]:
@@ -82,9 +103,10 @@ class InvertedResidual(nn.Module):
   residual: bool = True
   dtype: Any = jnp.float32
   conv_impl: ConvImplLike = 'auto'  # see ops.atrous.AtrousDepthwiseConv.impl
+  return_depthwise: bool = False  # also return the depthwise conv's output after BN and activation
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array) -> jax.Array | tuple[jax.Array, jax.Array]:
     act = ACTIVATIONS[self.activation]
     y = x
     if self.expanded != x.shape[-1]:
@@ -92,13 +114,14 @@ class InvertedResidual(nn.Module):
       y = act(self.norm(name='expand_bn')(y))
     y = AtrousDepthwiseConv(self.kernel_size, self.rate, self.stride, dtype=self.dtype,
                             impl=self.conv_impl, name='depthwise')(y)
-    y = act(self.norm(name='depthwise_bn')(y))
+    y = depthwise = act(self.norm(name='depthwise_bn')(y))
     if self.squeeze_excite:
       y = SqueezeExcitation(make_divisible(self.expanded // 4), self.dtype, conv_impl=self.conv_impl,
                             name='squeeze_excite')(y)
     y = AtrousConv(self.features, 1, dtype=self.dtype, impl=self.conv_impl, name='project')(y)
     y = self.norm(name='project_bn')(y)
-    return x + y if self.residual and self.stride == 1 and x.shape[-1] == self.features else y
+    out = x + y if self.residual and self.stride == 1 and x.shape[-1] == self.features else y
+    return (out, depthwise) if self.return_depthwise else out
 
 
 class MobileNetV2(nn.Module):
@@ -107,12 +130,14 @@ class MobileNetV2(nn.Module):
   Attributes:
     norm: BatchNorm factory.
     output_stride: 8, 16 or 32.
-    width_multiplier: scales every layer's channels (rounded to multiples of 8).
+    width_multiplier: scales every layer's channels (rounded as `channel_rounding` says).
     conv_impl: how convs are computed (ops.atrous.ConvImpl, or an atrous impl name).
     remat: rematerialise each inverted-residual unit in the backward pass (see layers.remat_unit).
+    channel_rounding: one of CHANNEL_ROUNDINGS.
 
   Returns:
-    {'low_level': [B, H/4, W/4, 24 * width], 'out': [B, H/os, W/os, 320 * width]}.
+    {'low_level': [B, H/4, W/4, 144 at width 1] (official layer_4/depthwise_output),
+     'out': [B, H/os, W/os, 320 at width 1]}.
   """
   norm: ModuleDef
   output_stride: int = 16
@@ -120,21 +145,24 @@ class MobileNetV2(nn.Module):
   dtype: Any = jnp.float32
   conv_impl: ConvImplLike = 'auto'
   remat: bool = False
+  channel_rounding: str = 'official'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
-    x = AtrousConv(make_divisible(STEM_CHANNELS * self.width_multiplier), 3, stride=2, dtype=self.dtype,
-                   impl=self.conv_impl, name='stem')(x)
+    x = AtrousConv(layer_channels(STEM_CHANNELS, self.width_multiplier, self.channel_rounding), 3,
+                   stride=2, dtype=self.dtype, impl=self.conv_impl, name='stem')(x)
     x = jax.nn.relu6(self.norm(name='stem_bn')(x))
     features = {}
     plan = unit_strides_and_rates(self.output_stride)
     unit = remat_unit(InvertedResidual, self.remat)
     for i, ((t, c, _, _), units) in enumerate(zip(MOBILENETV2_STAGES, plan)):
-      channels = make_divisible(c * self.width_multiplier)
+      channels = layer_channels(c, self.width_multiplier, self.channel_rounding)
       for u, (stride, rate) in enumerate(units):
-        x = unit(channels, x.shape[-1] * t, self.norm, stride, rate, dtype=self.dtype,
-                 conv_impl=self.conv_impl, name=f'stage{i + 1}_unit{u + 1}')(x)
-      if i == LOW_LEVEL_STAGE:
-        features['low_level'] = x
+        expanded = x.shape[-1] if t == 1 else make_divisible(x.shape[-1] * t)
+        tap = (i, u) == LOW_LEVEL_UNIT
+        x = unit(channels, expanded, self.norm, stride, rate, dtype=self.dtype, conv_impl=self.conv_impl,
+                 return_depthwise=tap, name=f'stage{i + 1}_unit{u + 1}')(x)
+        if tap:
+          x, features['low_level'] = x
     features['out'] = x
     return features

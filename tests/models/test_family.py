@@ -31,7 +31,7 @@ def test_backbone_strides(output_stride):
   assert out['low_level'].shape == (1, 33, 33, 256)
   assert out['exit'].shape == (1, ceil_div(129, output_stride), ceil_div(129, output_stride), 2048)
   _, out = shapes(mobilenet.MobileNetV2(NORM, output_stride, 0.5), 129)
-  assert out['low_level'].shape == (1, 33, 33, 16)  # 24 * 0.5 rounded to a multiple of 8
+  assert out['low_level'].shape == (1, 33, 33, 72)  # layer_4's depthwise: 24 * 0.5 channels, x 6
   assert out['out'].shape == (1, ceil_div(129, output_stride), ceil_div(129, output_stride), 160)
   _, out = shapes(mobilenet_v3.MobileNetV3Large(NORM, output_stride, 0.5), 129)
   assert out['low_level'].shape == (1, 33, 33, 16)  # 24 * 0.5 rounded to a multiple of 8
@@ -83,14 +83,17 @@ def test_asppl_logits_are_the_sum_of_its_branches():
 
 
 def test_msc_fuses_by_max_of_the_scales_upsampled_logits():
-  msc_model = build_model(tiny_v2_config((1.0, 0.75, 0.5)), train=False)
+  # msc_fuse_at='input' with half-pixel resizing (the official fusion: tests/models/test_geometry.py).
+  config = tiny_v2_config((1.0, 0.75, 0.5))
+  config.model.msc_fuse_at, config.model.upsample_align_corners = 'input', False
+  msc_model = build_model(config, train=False)
   single = build_model(tiny_v2_config(), train=False)
   x = jax.random.normal(jax.random.key(0), (2, 41, 41, 3))
   variables = msc_model.init(jax.random.key(1), x)
   out = msc_model.apply(variables, x)
   expected = []
   for scale in (1.0, 0.75, 0.5):
-    side = scaled_size((41, 41), scale, corner_aligned=True)[0]
+    side = scaled_size((41, 41), scale, corner_aligned=False)[0]
     scaled = jax.image.resize(x, (2, side, side, 3), 'bilinear', antialias=False)
     # The same weights at each scale; the head's logits at its own stride, then upsampled once.
     logits = single.apply(variables, scaled, method=lambda m, im: m.head(m.backbone(im)['stage4']))

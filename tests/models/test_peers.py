@@ -75,7 +75,8 @@ def test_mobilenetv2_param_count_matches_torchvision_features(width):
   import torchvision
 
   from deeplab_jax.models import layers, mobilenet
-  module = mobilenet.MobileNetV2(layers.make_norm(False, 0.9997, 1e-5), 16, width)
+  module = mobilenet.MobileNetV2(layers.make_norm(False, 0.9997, 1e-5), 16, width,
+                                 channel_rounding='torchvision')
   variables = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 65, 65, 3)))
   ours = sum(x.size for x in jax.tree.leaves(variables['params']))
   peer = torchvision.models.mobilenet_v2(width_mult=width)
