@@ -52,7 +52,9 @@ def test_predict_folder_writes_one_png_per_valid_image(tiny, tmp_path):
   assert len(warnings) == 2 and any('notes.txt' in w for w in warnings)
   assert any('broken.jpg' in w for w in warnings)
   assert (1, 48, 48, 3) in shapes  # tiles for the large image
-  assert (1, 32, 64, 3) in shapes  # whole images padded to a multiple of 32
+  # Whole images padded to sides of 64 * k + 1 (corner-aligned: every stride's grid ends on the last
+  # pixel): 30 x 44 -> 65 x 65; half-pixel configs pad to 64 * k.
+  assert (1, 65, 65, 3) in shapes and not any(s[1] % 64 != 1 for s in shapes if s[1] != 48)
 
 
 def test_images_are_converted_as_users_expect(tmp_path):
