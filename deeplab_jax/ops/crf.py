@@ -4,9 +4,13 @@ Energy: unary -log P(x_i) from the network, plus Potts pairwise terms over all p
     k(i, j) = w1 exp(-|p_i - p_j|² / 2θα² - |I_i - I_j|² / 2θβ²) + w2 exp(-|p_i - p_j|² / 2θγ²).
 
 The iteration follows densecrf / pydensecrf (`DenseCRF::inference`), which DeepLab used:
-    Q⁰ = softmax(-U);  Qᵗ⁺¹ = softmax(-U + Σ_k w_k · D_k^{-1/2} K_k D_k^{-1/2} Qᵗ),
+    Q⁰ = softmax(-U);  Qᵗ⁺¹ = softmax(-U + Σ_k w_k · N_k(K_k) Qᵗ),
 where K_k is the Gaussian kernel *including* the self term (the lattice splats and slices each pixel
-onto itself), D_k = diag(K_k 1) is pydensecrf's default NORMALIZE_SYMMETRIC, and `+ w Kq` is
+onto itself), D_k = diag(K_k 1), and N_k(K) is one of (CRFParams.normalization):
+  * 'symmetric': D^{-1/2} K D^{-1/2}, pydensecrf's (densecrf 2.x's) default NORMALIZE_SYMMETRIC;
+  * 'per_pixel': D^{-1} K, each pixel's message divided by its own (K 1)_i: the 2011 densecrf that
+    DeepLab v1/v2 ran (PottsPotential's per_pixel_normalization; densecrf 2.x's NORMALIZE_AFTER).
+`+ w Kq` is
 PottsCompatibility(w), which multiplies the filtered message by -w before it is subtracted. That is
 the Potts model: -w Σ_{l'≠l} (KQ)_{l'} differs from +w (KQ)_l by a per-pixel constant.
 
@@ -31,6 +35,7 @@ import numpy as np
 # pydensecrf.utils.unary_from_softmax clips probabilities to [1e-5, 1] before -log.
 _PROB_CLIP = 1e-5
 METHODS = ('permutohedral', 'exact')
+NORMALIZATIONS = ('symmetric', 'per_pixel')
 # XLA:CPU's YNNPACK library fusions (on by default in jaxlib 0.10) take the mean-field update (slices,
 # energy, softmax) into one library call that ran at ~1.6x the whole CRF's time of XLA's own loop
 # fusions on the 2-core benchmark machine; model forward passes did not get slower without them.
@@ -54,6 +59,8 @@ class CRFParams:
     theta_gamma: spatial std of the Gaussian kernel, pixels.
     iterations: mean-field iterations.
     method: 'permutohedral' (fast, default) or 'exact' (O(N²), small images only).
+    normalization: 'symmetric' (pydensecrf's D^-1/2 K D^-1/2) or 'per_pixel' (D^-1 K, the 2011
+      densecrf of DeepLab v1/v2).
   """
   w1: float = 4.
   theta_alpha: float = 67.
@@ -62,10 +69,14 @@ class CRFParams:
   theta_gamma: float = 3.
   iterations: int = 10
   method: str = 'permutohedral'
+  normalization: str = 'symmetric'
 
   def __post_init__(self):
     if self.method not in METHODS:
       raise ValueError(f'CRFParams.method={self.method!r}; expected one of {METHODS}.')
+    if self.normalization not in NORMALIZATIONS:
+      raise ValueError(f'CRFParams.normalization={self.normalization!r}; expected one of '
+                       f'{NORMALIZATIONS}.')
 
 
 def from_config(cfg: Any) -> CRFParams:
@@ -397,7 +408,7 @@ def lattice_filter(lattice: Lattice, values: jax.Array) -> jax.Array:
     # optimization_barrier does not stop that: XLA:CPU removes barriers before fusion.
     grid = grid.at[-1].set(0.)
   out = sum(lattice.weight[r][:, None] * gather(lattice.vertex[r]) for r in range(dp1))
-  # densecrf's "magic" slice scale; it cancels in the symmetric normalisation anyway.
+  # densecrf's "magic" slice scale; it cancels in either normalisation anyway.
   return out / (1. + 2. ** -(dp1 - 1))
 
 
@@ -444,15 +455,23 @@ def _splat_lists(vertex: np.ndarray, weight: np.ndarray, slots: int) -> dict:
 # ----------------------------------------------------------------------------- mean field
 
 
-def _normalized(filter_fn: Callable[[jax.Array], jax.Array], valid: jax.Array):
-  """D^{-1/2} K D^{-1/2} with D = diag(K 1): pydensecrf's NORMALIZE_SYMMETRIC, over valid pixels.
+def _normalized(filter_fn: Callable[[jax.Array], jax.Array], valid: jax.Array,
+                normalization: str = 'symmetric'):
+  """The normalised kernel product over valid pixels, with D = diag(K 1):
+  'symmetric' D^{-1/2} K D^{-1/2} (pydensecrf's NORMALIZE_SYMMETRIC) or 'per_pixel' D^{-1} K (the
+  2011 densecrf's per-pixel normalisation, densecrf 2.x's NORMALIZE_AFTER).
 
   Args:
     filter_fn: [N, C] -> [N, C] kernel product.
-    valid: [N, 1] float32, 1 for image pixels and 0 for padding. Zeroing D^{-1/2} on padding removes
-      it from both sides of the product, so image pixels get the messages of the unpadded image.
+    valid: [N, 1] float32, 1 for image pixels and 0 for padding. Padding is zeroed on both sides of
+      the product (and left out of D), so image pixels get the messages of the unpadded image.
+    normalization: 'symmetric' or 'per_pixel'.
   """
-  inv_sqrt = valid * lax.rsqrt(filter_fn(valid) + 1e-20)
+  norm = filter_fn(valid) + 1e-20
+  if normalization == 'per_pixel':
+    inv = valid / norm
+    return lambda q: inv * filter_fn(valid * q)
+  inv_sqrt = valid * lax.rsqrt(norm)
   return lambda q: inv_sqrt * filter_fn(inv_sqrt * q)
 
 
@@ -485,7 +504,8 @@ def _exact_crf(unary: jax.Array, image: jax.Array, valid: jax.Array,
   height, width, _ = image.shape
   feats = [(params.w1, bilateral_features(image, params.theta_alpha, params.theta_beta)),
            (params.w2, gaussian_features(height, width, params.theta_gamma))]
-  filters = [(w, _normalized(functools.partial(exact_filter, f), valid)) for w, f in feats]
+  filters = [(w, _normalized(functools.partial(exact_filter, f), valid, params.normalization))
+             for w, f in feats]
   return mean_field(unary, filters, params.iterations)
 
 
@@ -494,13 +514,14 @@ def _lattice_crf(unary: jax.Array, image: jax.Array, valid: jax.Array,
   """Mean field with permutohedral kernels: unary [N, C], image [H, W, 3], valid [N, 1] -> [N, C]."""
   height, width, _ = image.shape
   smooth = _normalized(
-      functools.partial(lattice_filter, _gaussian_lattice(height, width, params.theta_gamma)), valid)
+      functools.partial(lattice_filter, _gaussian_lattice(height, width, params.theta_gamma)), valid,
+      params.normalization)
   points = splat_points(bilateral_features(image, params.theta_alpha, params.theta_beta))
   caps = _capacities(points.keys.shape[1])
 
   def run(capacity):
     appearance = _normalized(
-        functools.partial(lattice_filter, blur_structure(points, capacity)), valid)
+        functools.partial(lattice_filter, blur_structure(points, capacity)), valid, params.normalization)
     return mean_field(unary, [(params.w1, appearance), (params.w2, smooth)], params.iterations)
 
   tier = jnp.sum(points.num_points > jnp.asarray(caps[:-1], jnp.int32))

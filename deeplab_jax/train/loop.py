@@ -92,7 +92,8 @@ def initial_state(config: ml_collections.ConfigDict, mesh, rng, log=print):
   if not config.train.init_checkpoint:
     return state
   loaded, _ = checkpoint.read_variables(config.train.init_checkpoint)
-  prefixes = tuple(config.train.last_layers) if config.train.reinit_head_on_mismatch else ()
+  prefixes = (optimizer.last_layer_prefixes(state.params, config.train.last_layers)
+              if config.train.reinit_head_on_mismatch else ())
   merged = checkpoint.merge_variables(state.variables(), loaded, prefixes)
   merged = jax.device_put(merged, sharding.replicated(mesh))
   log(f'Initialised from {config.train.init_checkpoint}')

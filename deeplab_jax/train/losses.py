@@ -1,9 +1,19 @@
-"""Segmentation losses: softmax cross-entropy over labelled pixels, with class weights and hard mining."""
+"""Segmentation losses: softmax cross-entropy over labelled pixels, with class weights and hard mining.
+
+Hard pixel mining keeps the largest (weighted) pixel losses, in one of two scopes (train.top_k_scope):
+  * 'batch', the official TF DeepLab's (train_utils.add_softmax_cross_entropy_loss_for_each_scale):
+    top-k over the whole flattened [B * H * W] batch, k = int(fraction * B * H * W) counting ignored
+    pixels, and the kept losses' sum divided by how many of them are non-zero.
+  * 'image': top-k per image over its labelled pixels, k = ceil(fraction * labelled), divided by the
+    kept count; the loss of a batch then does not depend on how the batch is split.
+"""
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 import optax
+
+TOP_K_SCOPES = ('batch', 'image')
 
 
 def top_k_fraction(step: jax.Array, top_k_percent: float, hard_mining_steps: int) -> jax.Array:
@@ -31,9 +41,19 @@ def num_loss_pixels(labels: jax.Array, ignore_label: int, top_k: jax.Array | flo
   return jnp.sum(_kept_per_image(labels != ignore_label, top_k))
 
 
+def _batch_top_k_mean(per_pixel: jax.Array, fraction) -> jax.Array:
+  """The official DeepLab's hard mining of per_pixel [B, H, W] losses (0 on ignored pixels)."""
+  flat = per_pixel.reshape(-1)
+  # tf.to_int32(top_k_percent_pixels * num_pixels), in float32 as there.
+  k = jnp.floor(jnp.asarray(fraction, jnp.float32) * jnp.float32(flat.size))
+  ranked = -jnp.sort(-flat)
+  kept = jnp.where(jnp.arange(flat.size) < k, ranked, 0.0)
+  return jnp.sum(kept) / jnp.maximum(jnp.sum(kept != 0.0), 1)
+
+
 def cross_entropy(logits: jax.Array, labels: jax.Array, ignore_label: int,
                   class_weights: Sequence[float] | None = None,
-                  top_k: jax.Array | float = 1.0) -> jax.Array:
+                  top_k: jax.Array | float = 1.0, top_k_scope: str = 'batch') -> jax.Array:
   """Softmax cross-entropy averaged over the pixels whose label is not `ignore_label`.
 
   Args:
@@ -41,8 +61,10 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, ignore_label: int,
     labels: [B, H, W] integer class indices or ignore_label.
     class_weights: optional [C] multipliers of each pixel's loss by its label. As in the official
       DeepLab the mean still divides by the pixel count, not by the sum of weights.
-    top_k: fraction of each image's labelled pixels kept, the hardest (largest weighted loss) first:
-      online hard pixel mining. Per image, so that the loss does not depend on how a batch is split.
+    top_k: fraction of pixels kept, the hardest (largest weighted loss) first: online hard pixel
+      mining, in top_k_scope.
+    top_k_scope: 'batch' (the official DeepLab's: over the flattened batch, ignored pixels counted in
+      its size, divided by the non-zero kept losses) or 'image' (per image over labelled pixels).
   Returns:
     Scalar loss; 0 when every pixel is ignored.
   """
@@ -54,6 +76,8 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, ignore_label: int,
   per_pixel = jnp.where(valid, per_pixel, 0.0)
   if isinstance(top_k, (int, float)) and top_k >= 1.0:
     return jnp.sum(per_pixel) / jnp.maximum(jnp.sum(valid), 1)
+  if top_k_scope == 'batch':
+    return _batch_top_k_mean(per_pixel, top_k)
   kept = _kept_per_image(valid, top_k)
   # Ignored pixels have loss 0 and sort last, so the first `kept` of each image are labelled ones.
   ranked = -jnp.sort(-per_pixel.reshape(per_pixel.shape[0], -1), axis=1)
@@ -63,7 +87,8 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, ignore_label: int,
 
 def deeplab_loss(outputs: dict, labels: jax.Array, ignore_label: int, aux_loss_weight: float = 0.5,
                  class_weights: Sequence[float] | None = None,
-                 top_k: jax.Array | float = 1.0) -> tuple[jax.Array, dict[str, jax.Array]]:
+                 top_k: jax.Array | float = 1.0,
+                 top_k_scope: str = 'batch') -> tuple[jax.Array, dict[str, jax.Array]]:
   """The training loss of a DeepLab's outputs: the sum of `cross_entropy` over its logit maps.
 
   'logits' always counts; with MSC (DeepLab v2) each of 'scale_logits' counts too, with weight 1 as in
@@ -73,15 +98,18 @@ def deeplab_loss(outputs: dict, labels: jax.Array, ignore_label: int, aux_loss_w
   Args:
     outputs: the model's dict; every map [B, H, W, C] at the labels' size.
     labels: [B, H, W] class indices or ignore_label.
-    class_weights, top_k: as in `cross_entropy`, for every term.
+    class_weights, top_k, top_k_scope: as in `cross_entropy`, for every term.
   Returns:
     (total loss, {term name: loss}), names 'logits', 'scale0'.., 'aux'.
   """
-  terms = {'logits': cross_entropy(outputs['logits'], labels, ignore_label, class_weights, top_k)}
+  def term(logits):
+    return cross_entropy(logits, labels, ignore_label, class_weights, top_k, top_k_scope)
+
+  terms = {'logits': term(outputs['logits'])}
   for i, logits in enumerate(outputs.get('scale_logits', ())):
-    terms[f'scale{i}'] = cross_entropy(logits, labels, ignore_label, class_weights, top_k)
+    terms[f'scale{i}'] = term(logits)
   total = sum(terms.values())
   if 'aux' in outputs:
-    terms['aux'] = cross_entropy(outputs['aux'], labels, ignore_label, class_weights, top_k)
+    terms['aux'] = term(outputs['aux'])
     total = total + aux_loss_weight * terms['aux']
   return total, terms

@@ -35,10 +35,11 @@ class StepOptions:
   learning_rate_fn: optax.Schedule = optax.constant_schedule(0.0)
   grad_accum_steps: int = 1  # micro-batches per step; their gradients are summed before one update
   class_weights: tuple[float, ...] | None = None
-  top_k_percent: float = 100.0  # hard pixel mining: % of each image's pixels in the loss
+  top_k_percent: float = 100.0  # hard pixel mining: % of the pixels in the loss (top_k_scope)
   hard_mining_steps: int = 0  # steps over which the kept % ramps from 100 down to top_k_percent
   axis_name: str | None = None  # the pmap axis; None under jit
   aux_loss_weight: float = 0.5  # weight of the auxiliary head's loss, when the model has one
+  top_k_scope: str = 'batch'  # 'batch': the official top-k over the flattened batch; or 'image'
 
 
 def step_options(config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule) -> StepOptions:
@@ -48,8 +49,12 @@ def step_options(config: ml_collections.ConfigDict, learning_rate_fn: optax.Sche
   if weights is not None and len(weights) != config.data.num_classes:
     raise UserError(f'train.class_weights has {len(weights)} values; data.num_classes is '
                     f'{config.data.num_classes}. Give one weight per class, or () for none.')
+  if train.top_k_scope not in losses.TOP_K_SCOPES:
+    raise UserError(f'train.top_k_scope={train.top_k_scope!r}; expected one of '
+                    f'{", ".join(losses.TOP_K_SCOPES)}.')
   return StepOptions(config.data.ignore_label, learning_rate_fn, train.grad_accum_steps, weights,
-                     train.top_k_percent, train.hard_mining_steps, None, train.aux_loss_weight)
+                     train.top_k_percent, train.hard_mining_steps, None, train.aux_loss_weight,
+                     top_k_scope=train.top_k_scope)
 
 
 def _psum(x, axis_name):
@@ -78,17 +83,25 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *,
   top_k = (losses.top_k_fraction(state.step, options.top_k_percent, options.hard_mining_steps)
            if options.top_k_percent < 100 else 1.0)
   micro = _micro_batches(batch, options.grad_accum_steps)
-  total = _psum(losses.num_loss_pixels(batch['label'], options.ignore_label, top_k), axis)
+  # Official (batch-scope) mining ranks within each part it sees (micro-batch, pmap device), and the
+  # parts' losses count equally, as the official code averages its clones' losses; otherwise each part
+  # counts by its loss pixels, which makes the loss that of the whole batch.
+  mine_parts = options.top_k_percent < 100 and options.top_k_scope == 'batch'
+
+  def part_weight(labels):
+    return 1.0 if mine_parts else losses.num_loss_pixels(labels, options.ignore_label, top_k)
+
+  total = _psum(options.grad_accum_steps if mine_parts else part_weight(batch['label']), axis)
 
   def compute_loss(outputs, labels):
     loss, _ = losses.deeplab_loss(outputs, labels, options.ignore_label, options.aux_loss_weight,
-                                  options.class_weights, top_k)
+                                  options.class_weights, top_k, options.top_k_scope)
     return loss
 
   def micro_loss(params, batch_stats, part, i):
     outputs, updates = state.apply_fn({'params': params, 'batch_stats': batch_stats}, part['image'],
                                       mutable=['batch_stats'], rngs={'dropout': jax.random.fold_in(rng, i)})
-    weight = losses.num_loss_pixels(part['label'], options.ignore_label, top_k) / jnp.maximum(total, 1)
+    weight = part_weight(part['label']) / jnp.maximum(total, 1)
     # A model without BatchNorm (VGG) has no batch_stats to update.
     return compute_loss(outputs, part['label']) * weight, updates.get('batch_stats', {})
 

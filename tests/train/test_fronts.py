@@ -68,6 +68,7 @@ def test_four_micro_batches_equal_one_big_batch_with_frozen_batch_norm():
   config.model.fine_tune_batch_norm = False
   config.train.class_weights = (1.0, 2.0, 0.5, 1.0, 3.0, 1.0)
   config.train.top_k_percent = 40.0  # per-image hard mining: independent of how the batch is split
+  config.train.top_k_scope = 'image'
   batches = random_batches(2)
   devices = jax.devices()[:2]
   whole, _ = run_steps(config, batches, devices)

@@ -80,7 +80,8 @@ def test_class_weights_and_top_k_match_numpy_per_image():
     k = int(np.ceil(0.25 * mask.sum()))
     kept.append(np.sort(image[mask])[::-1][:k].sum())
     total += k
-  mined = losses.cross_entropy(jnp.asarray(logits), jnp.asarray(labels), 255, weights, top_k=0.25)
+  mined = losses.cross_entropy(jnp.asarray(logits), jnp.asarray(labels), 255, weights, top_k=0.25,
+                                top_k_scope='image')
   np.testing.assert_allclose(mined, sum(kept) / total, rtol=1e-5)
   assert float(losses.num_loss_pixels(jnp.asarray(labels), 255, 0.25)) == total
   assert float(mined) > float(weighted)  # the hardest pixels have the largest losses
