@@ -9,6 +9,9 @@ single 3x3 conv to the classes (fc_features=0). The VGG-16 variant: --config.mod
 Learning-rate multipliers as in the released prototxt: the classifier (each branch's last conv) 10x,
 its biases 20x with no decay, BatchNorm's scales and offsets frozen (lr_mult 0, as the statistics);
 the dense CRF with the 2011 densecrf's per-pixel normalisation that v2 ran.
+Geometry: Caffe's corner-aligned Interp; scales fused by max on the 1.0 scale's logit grid
+(model.msc_fuse_at='logits'); each scale's loss is on that grid too (the released prototxt
+compares each scale's own logits with labels shrunk to them).
 """
 from configs import base
 
@@ -25,6 +28,7 @@ def get_config():
   model.msc_scales = (1.0, 0.75, 0.5)
   model.fine_tune_batch_norm = False
   config.data.crop_size = 321
+  config.train.upsample_logits = False  # the prototxt's label_shrink: labels subsampled by 8
   config.data.max_scale = 1.5
   train = config.train
   train.batch_size = 10

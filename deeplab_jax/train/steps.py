@@ -22,6 +22,7 @@ import optax
 
 from deeplab_jax import sharding
 from deeplab_jax.errors import UserError
+from deeplab_jax.models import layers
 from deeplab_jax.train import losses
 from deeplab_jax.train.state import TrainState
 
@@ -39,6 +40,7 @@ class StepOptions:
   hard_mining_steps: int = 0  # steps over which the kept % ramps from 100 down to top_k_percent
   axis_name: str | None = None  # the pmap axis; None under jit
   aux_loss_weight: float = 0.5  # weight of the auxiliary head's loss, when the model has one
+  upsample_logits: bool = True  # False: the model's logits stay on their grid; labels are subsampled to it
   top_k_scope: str = 'batch'  # 'batch': the official top-k over the flattened batch; or 'image'
 
 
@@ -54,11 +56,22 @@ def step_options(config: ml_collections.ConfigDict, learning_rate_fn: optax.Sche
                     f'{", ".join(losses.TOP_K_SCOPES)}.')
   return StepOptions(config.data.ignore_label, learning_rate_fn, train.grad_accum_steps, weights,
                      train.top_k_percent, train.hard_mining_steps, None, train.aux_loss_weight,
+                     upsample_logits=train.upsample_logits,
                      top_k_scope=train.top_k_scope)
 
 
 def _psum(x, axis_name):
   return jax.lax.psum(x, axis_name) if axis_name else x
+
+
+def _labels_on_logit_grid(state: TrainState, batch: dict, rng: jax.Array) -> jax.Array:
+  """batch['label'] nearest-subsampled (corner-aligned) to the grid of the model's logits, which a
+  model built with train.upsample_logits=False leaves unresized (the grid's size is traced, not run)."""
+  def logits(variables, images):
+    return state.apply_fn(variables, images, mutable=['batch_stats'], rngs={'dropout': rng})[0]['logits']
+  variables = {'params': state.params, 'batch_stats': state.batch_stats}
+  grid = jax.eval_shape(logits, variables, batch['image']).shape[1:3]
+  return layers.resize_labels_nearest(batch['label'], grid)
 
 
 def _micro_batches(batch: dict, n: int) -> dict:
@@ -82,6 +95,8 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *,
     rng = jax.random.fold_in(rng, jax.lax.axis_index(axis))
   top_k = (losses.top_k_fraction(state.step, options.top_k_percent, options.hard_mining_steps)
            if options.top_k_percent < 100 else 1.0)
+  if not options.upsample_logits:
+    batch = dict(batch, label=_labels_on_logit_grid(state, batch, rng))
   micro = _micro_batches(batch, options.grad_accum_steps)
   # Official (batch-scope) mining ranks within each part it sees (micro-batch, pmap device), and the
   # parts' losses count equally, as the official code averages its clones' losses; otherwise each part

@@ -37,7 +37,7 @@ def sizes_in_use(config, name):
   """Every image side a config runs the model at: crop, eval, export, predict (tiles, padding), MSC
   and multi-scale eval scales."""
   data = config.data
-  crops = [] if name == 'v1_voc' else [data.crop_size]  # v1's 306: the prototxt's, see configs/v1_voc.py
+  crops = [data.crop_size]
   evals = [data.eval_size, config.export.image_size, config.predict.tile_size]
   evals += [layers.padded_size(d, config.predict.pad_multiple, True) for d in PREDICT_SIDES]
   sizes = set(crops)

@@ -76,3 +76,28 @@ def test_last_layer_lr_multiplier_scales_only_the_last_layer():
   u_boost, _ = boosted.update(grads, boosted.init(params), params)
   np.testing.assert_allclose(u_boost['head']['logits']['kernel'], 10 * u_plain['head']['logits']['kernel'])
   np.testing.assert_allclose(u_boost['head']['aspp']['kernel'], u_plain['head']['aspp']['kernel'])
+
+
+def test_loss_on_the_logit_grid_uses_labels_subsampled_by_the_stride():
+  """train.upsample_logits=False (v1/v2's label_shrink): at a 33 px crop and output stride 8 the loss is
+  the cross-entropy of the 5x5 logits against labels[:, ::8, ::8], written out here in numpy."""
+  config = tiny_config()
+  config.model.dropout_rate, config.model.output_stride, config.model.multi_grid = 0.0, 8, ()
+  config.train.upsample_logits = False
+  config.data.crop_size = 33
+  rng = np.random.default_rng(0)
+  batch = {'image': rng.normal(size=(2, 33, 33, 3)).astype(np.float32),
+           'label': rng.integers(0, 6, size=(2, 33, 33)).astype(np.int32)}
+  batch['label'][0, :8] = config.data.ignore_label  # ignored rows 0 and 1 of the 5x5 grid of image 0
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  state = loop.init_state(config, mesh, jax.random.key(0))
+  outputs, _ = state.apply_fn({'params': state.params, 'batch_stats': state.batch_stats}, batch['image'],
+                              mutable=['batch_stats'], rngs={'dropout': jax.random.key(1)})
+  logits = np.asarray(outputs['logits'], np.float64)
+  assert logits.shape == (2, 5, 5, 6)
+  labels = batch['label'][:, ::8, ::8]
+  log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  valid = labels != config.data.ignore_label
+  expected = -np.take_along_axis(log_probs, np.where(valid, labels, 0)[..., None], -1)[..., 0][valid].mean()
+  _, _, step_metrics = run_one_step(jax.devices()[:1], batch, config)
+  np.testing.assert_allclose(step_metrics['loss'], expected, rtol=1e-5)
