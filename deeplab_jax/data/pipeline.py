@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from deeplab_jax.data import labels, transforms
+from deeplab_jax.data import labels, normalization, transforms
 from deeplab_jax.data.split import Split
 from deeplab_jax.errors import UserError
 
@@ -98,7 +98,7 @@ def _first_line(message: str) -> str:
 
 def _load(split: Split, index, data: ml_collections.ConfigDict):
   table = labels.label_table(split.label_map, data.num_classes, data.ignore_label)
-  mean, _ = transforms.normalization(data)
+  mean, _ = normalization.mean_std(data)
   return transforms.load(tf.constant(split.image_paths)[index], tf.constant(split.label_paths)[index],
                          table, data.ignore_label, data.skip_bad_examples, mean)
 
@@ -143,7 +143,7 @@ def _train_example(position, split: Split, data: ml_collections.ConfigDict, seed
   index = permuted_index(position % n, n, tf.stack([tf.cast(seed, tf.int64), position // n]))
   image, label, problem = _load(split, index, data)
   seeds = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), position]), 3)
-  mean, std = transforms.normalization(data)
+  mean, std = normalization.mean_std(data)
   image, label = transforms.scale_pad_crop(image, label, seeds[:2], data.crop_size,
                                            (data.min_scale, data.max_scale, data.scale_step), mean, std,
                                            data.ignore_label)
@@ -170,7 +170,7 @@ def _eval_example(position, split: Split, data: ml_collections.ConfigDict, inclu
   image, label, problem = _load(split, index, data)
   tf.debugging.assert_less_equal(tf.reduce_max(tf.shape(label)), data.eval_size, message=tf.strings.join(
       ['image larger than data.eval_size; raise it: ', tf.constant(split.image_paths)[index]]))
-  mean, std = transforms.normalization(data)
+  mean, std = normalization.mean_std(data)
   image, label = transforms.pad_to_size(image, label, data.eval_size, data.eval_size, mean,
                                         data.ignore_label)
   # Positions past the end fill the last batch; all-ignore labels keep them out of the metrics.

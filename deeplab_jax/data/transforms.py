@@ -7,21 +7,6 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab_jax.data import reading
-from deeplab_jax.errors import UserError
-
-# Per-backbone input normalisation: (mean, std) in RGB, applied as (x - mean) / std. 'inception' maps
-# [0, 255] to [-1, 1] as the official DeepLab does for Xception and MobileNet checkpoints.
-_INCEPTION = ((127.5, 127.5, 127.5), (127.5, 127.5, 127.5))
-NORMALIZATIONS = ('imagenet', 'inception')
-
-
-def normalization(data) -> tuple[tuple[float, ...], tuple[float, ...]]:
-  """(mean, std) for data.normalization; 'imagenet' uses data.mean / data.std (torchvision's)."""
-  if data.normalization == 'imagenet':
-    return tuple(data.mean), tuple(data.std)
-  if data.normalization == 'inception':
-    return _INCEPTION
-  raise UserError(f'data.normalization is {data.normalization!r}; expected one of {NORMALIZATIONS}.')
 
 
 def _load_or_placeholder(image_path, label_path, table, skip: bool, fill):

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from deeplab_jax import sharding
-from deeplab_jax.data import pipeline
+from deeplab_jax.data import normalization, palette, pipeline
 from deeplab_jax.data.split import Split
 from deeplab_jax.evaluate import inference, metrics, visualize
 from deeplab_jax.models.deeplab import build_model
@@ -59,7 +59,7 @@ def crf_refiner(mesh: Mesh, params: crf.CRFParams, data: ml_collections.ConfigDi
   """
   def refine(probs, images, labels):
     valid = ~(inference.is_padding(images) & (labels == data.ignore_label))
-    return inference.crf_probabilities(probs, images, valid, data.mean, data.std, params)
+    return inference.crf_probabilities(probs, images, valid, *normalization.mean_std(data), params)
 
   split = P(sharding.DATA_AXIS)
   return jax.shard_map(refine, mesh=mesh, in_specs=(split, split, split), out_specs=split,
@@ -138,8 +138,10 @@ def evaluate(variables: dict, split: Split, config: ml_collections.ConfigDict, m
 
 def _triples(batch: dict, predictions: np.ndarray, count: int, data) -> list[np.ndarray]:
   """(image | label | prediction) pictures of the first `count` examples of a local batch."""
-  return [visualize.eval_triple(batch['image'][i], batch['label'][i], predictions[i], data.mean,
-                                data.std, data.ignore_label)
+  mean, std = normalization.mean_std(data)
+  colors = palette.for_config(data)
+  return [visualize.eval_triple(batch['image'][i], batch['label'][i], predictions[i], mean, std,
+                                data.ignore_label, colors)
           for i in range(min(count, len(batch['image'])))]
 
 

@@ -5,13 +5,18 @@ serialized `jax.export` artifact, weights included, that plain JAX loads and run
     with open('model.jax', 'rb') as f:
       exported = export.deserialize(bytearray(f.read()))
     labels = exported.call(images)  # images: uint8 [B, S, S, 3]
+
+The normalisation the model was trained with is inside the function; PATH.json beside the file says
+which (and the input, output and class names).
 """
+import json
 import os
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 
+from deeplab_jax.data import normalization
 from deeplab_jax.errors import UserError
 from deeplab_jax.evaluate import inference
 
@@ -42,12 +47,29 @@ def export(infer, image_size: int, batch_size: int = 0, platforms=()) -> jax.exp
   return jax.export.export(jax.jit(infer), platforms=tuple(platforms) or None)(spec)
 
 
-def save(exported: jax.export.Exported, path: str) -> str:
-  """Writes the serialized artifact (bytes) to path, creating its folder."""
+def save(exported: jax.export.Exported, path: str, metadata: dict | None = None) -> str:
+  """Writes the serialized artifact (bytes) to path, creating its folder, and metadata (what the input
+  and output are, the normalisation inside) beside it as PATH.json."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, 'wb') as f:
     f.write(exported.serialize())
+  if metadata is not None:
+    with open(metadata_path(path), 'w') as f:
+      json.dump(metadata, f, indent=2)
+      f.write('\n')
   return path
+
+
+def metadata_path(path: str) -> str:
+  return path + '.json'
+
+
+def metadata(config: ml_collections.ConfigDict, step: int) -> dict:
+  """What a user of the exported file needs: input, output, classes and the normalisation applied inside."""
+  e = config.export
+  return {'step': step, 'input': f'uint8 RGB [{e.batch_size or "B"}, {e.image_size}, {e.image_size}, 3]',
+          'output': e.output, 'normalization_inside': normalization.record(config.data),
+          'class_names': list(config.data.class_names), 'ignore_label': config.data.ignore_label}
 
 
 def load(path: str) -> jax.export.Exported:

@@ -14,6 +14,7 @@ import ml_collections
 import numpy as np
 from PIL import Image, ImageOps
 
+from deeplab_jax.data import normalization, palette
 from deeplab_jax.data.palette import voc_palette
 from deeplab_jax.errors import UserError
 from deeplab_jax.evaluate import inference, visualize
@@ -85,7 +86,7 @@ def _pad_to_multiple(image: np.ndarray, multiple: int, corner_aligned: bool) -> 
 def predict_labels(probs_fn: ProbsFn, image: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
   """Class indices [H, W] uint8 of a uint8 RGB image [H, W, 3] (whole, or by tiles if it is large)."""
   data, predict = config.data, config.predict
-  normalised = (image.astype(np.float32) - np.float32(data.mean)) / np.float32(data.std)
+  normalised = normalization.normalize(image, data)
   h, w = image.shape[:2]
   if max(h, w) > predict.max_size:
     probs = inference.tiled_probabilities(probs_fn, normalised, predict.tile_size, predict.tile_overlap)
@@ -95,13 +96,16 @@ def predict_labels(probs_fn: ProbsFn, image: np.ndarray, config: ml_collections.
   return np.argmax(probs, -1).astype(np.uint8)
 
 
-def write_prediction(out_dir: str, stem: str, image: np.ndarray, labels: np.ndarray) -> str:
-  """<stem>.png (palette PNG of class indices) and <stem>_overlay.png (image | overlay)."""
+def write_prediction(out_dir: str, stem: str, image: np.ndarray, labels: np.ndarray,
+                     colors: np.ndarray | None = None) -> str:
+  """<stem>.png (palette PNG of class indices) and <stem>_overlay.png (image | overlay), in colors
+  ([256, 3], palette.for_config(data); default the PASCAL VOC colour map)."""
+  colors = voc_palette(256) if colors is None else colors
   label_png = Image.fromarray(labels, mode='P')
-  label_png.putpalette(voc_palette(256).reshape(-1).tolist())
+  label_png.putpalette(colors.reshape(-1).tolist())
   path = os.path.join(out_dir, stem + '.png')
   label_png.save(path)
-  side = visualize.side_by_side(image, visualize.overlay(image, labels))
+  side = visualize.side_by_side(image, visualize.overlay(image, labels, palette=colors))
   Image.fromarray(side).save(os.path.join(out_dir, stem + '_overlay.png'))
   return path
 
@@ -123,7 +127,8 @@ def predict_files(probs_fn: ProbsFn, paths: list[str], out_dir: str,
       continue
     stem = _stem(path, taken)
     taken.add(stem)
-    written.append(write_prediction(out_dir, stem, image, predict_labels(probs_fn, image, config)))
+    written.append(write_prediction(out_dir, stem, image, predict_labels(probs_fn, image, config),
+                                    palette.for_config(config.data)))
     log(f'  {path} -> {written[-1]}')
   return written
 

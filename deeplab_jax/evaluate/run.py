@@ -10,7 +10,7 @@ import jax
 import ml_collections
 
 from deeplab_jax import checkpoint, sharding
-from deeplab_jax.data import datasets, pipeline
+from deeplab_jax.data import datasets, normalization, pipeline
 from deeplab_jax.evaluate import evaluator, export, inference, predict
 from deeplab_jax.models.deeplab import build_model
 
@@ -67,9 +67,10 @@ def predict_images(config: ml_collections.ConfigDict, workdir: str, log=print) -
   mesh = sharding.make_mesh(jax.local_devices()[:1])  # one image at a time: one device
   variables, _ = _restore(config, workdir, mesh, log)
   crf_params = evaluator.config_crf(config)
+  mean, std = normalization.mean_std(config.data)
   probs_fn = predict.make_probs_fn(_inference_model(config), variables,
                                    evaluator.config_setting(config), crf_params=crf_params,
-                                   mean=config.data.mean, std=config.data.std)
+                                   mean=mean, std=std)
   if crf_params:
     log(f'Dense CRF on: {crf_params}')
   out_dir = config.predict.output_dir or os.path.join(workdir, 'predict')
@@ -84,9 +85,12 @@ def export_model(config: ml_collections.ConfigDict, workdir: str, log=print) -> 
   mesh = sharding.make_mesh(jax.local_devices()[:1])
   variables, step = _restore(config, workdir, mesh, log)
   e = config.export
-  infer = export.inference_function(_inference_model(config), variables, config.data.mean,
-                                    config.data.std, evaluator.config_setting(config), e.output)
+  infer = export.inference_function(_inference_model(config), variables,
+                                    *normalization.mean_std(config.data), evaluator.config_setting(config),
+                                    e.output)
   exported = export.export(infer, e.image_size, e.batch_size, e.platforms)
-  path = export.save(exported, e.path or export.default_path(workdir, config, step))
-  log(f'Exported {exported.in_avals[0]} -> {exported.out_avals[0]} for {exported.platforms} to {path}')
+  path = export.save(exported, e.path or export.default_path(workdir, config, step),
+                     export.metadata(config, step))
+  log(f'Exported {exported.in_avals[0]} -> {exported.out_avals[0]} for {exported.platforms} to {path} '
+      f'(normalisation {config.data.normalization} inside; {export.metadata_path(path)})')
   return path

@@ -7,9 +7,11 @@ from PIL import Image, ImageDraw
 from deeplab_jax.data.palette import voc_palette
 
 
-def colorize(labels: np.ndarray) -> np.ndarray:
-  """Class indices [H, W] -> RGB [H, W, 3] uint8 in the dataset palette (ignore 255 is off-white)."""
-  return voc_palette(256)[np.asarray(labels).astype(np.int64) % 256]
+def colorize(labels: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:
+  """Class indices [H, W] -> RGB [H, W, 3] uint8 in palette ([256, 3], palette.for_config(data); default
+  the PASCAL VOC colour map, where ignore 255 is off-white)."""
+  palette = voc_palette(256) if palette is None else palette
+  return palette[np.asarray(labels).astype(np.int64) % 256]
 
 
 def denormalize(image: np.ndarray, mean, std) -> np.ndarray:
@@ -17,9 +19,10 @@ def denormalize(image: np.ndarray, mean, std) -> np.ndarray:
   return np.clip(np.asarray(image) * np.asarray(std) + np.asarray(mean), 0, 255).round().astype(np.uint8)
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5,
+            palette: np.ndarray | None = None) -> np.ndarray:
   """image [H, W, 3] uint8 blended with the colourised labels; background (0) is left unblended."""
-  blend = (1 - alpha) * image + alpha * colorize(labels)
+  blend = (1 - alpha) * image + alpha * colorize(labels, palette)
   return np.where(np.asarray(labels)[..., None] == 0, image, blend).round().astype(np.uint8)
 
 
@@ -40,11 +43,11 @@ def valid_extent(label: np.ndarray, ignore_label: int) -> tuple[int, int]:
 
 
 def eval_triple(image: np.ndarray, label: np.ndarray, prediction: np.ndarray, mean, std,
-                ignore_label: int) -> np.ndarray:
+                ignore_label: int, palette: np.ndarray | None = None) -> np.ndarray:
   """(image | ground truth | prediction) [h, 3w + 8, 3] of one padded eval example, padding cropped."""
   h, w = valid_extent(label, ignore_label)
-  return side_by_side(denormalize(image[:h, :w], mean, std), colorize(label[:h, :w]),
-                      colorize(prediction[:h, :w]))
+  return side_by_side(denormalize(image[:h, :w], mean, std), colorize(label[:h, :w], palette),
+                      colorize(prediction[:h, :w], palette))
 
 
 def _blues(fraction: np.ndarray) -> np.ndarray:
