@@ -30,7 +30,9 @@ def get_config() -> ml_collections.ConfigDict:
   data.class_names = VOC_CLASSES
   data.ignore_label = 255  # pixels with this label count in neither loss nor metrics
   data.crop_size = 513  # training crop, square; OS * k + 1 with corner-aligned resizing
-  data.eval_size = 513  # eval images are padded (not resized) to this square; VOC's largest side is 500
+  # eval images are padded (not resized) to this canvas: a side (square) or (height, width), OS * k + 1;
+  # VOC's largest side is 500
+  data.eval_size = ml_collections.FieldReference(513, field_type=object)
   data.min_scale = 0.5  # random scale augmentation: min_scale..max_scale in steps of scale_step
   data.max_scale = 2.0
   data.scale_step = 0.25

@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from deeplab_jax.data import labels, normalization, transforms
+from deeplab_jax.data import labels, normalization, sizes, transforms
 from deeplab_jax.data.split import Split
 from deeplab_jax.errors import UserError
 
@@ -168,10 +168,12 @@ def _eval_example(position, split: Split, data: ml_collections.ConfigDict, inclu
   n = len(split)
   index = tf.minimum(position, n - 1)
   image, label, problem = _load(split, index, data)
-  tf.debugging.assert_less_equal(tf.reduce_max(tf.shape(label)), data.eval_size, message=tf.strings.join(
-      ['image larger than data.eval_size; raise it: ', tf.constant(split.image_paths)[index]]))
+  height, width = sizes.height_width(data.eval_size, 'data.eval_size')
+  tf.debugging.assert_less_equal(tf.shape(label), tf.constant([height, width]), message=tf.strings.join(
+      [f'image larger than data.eval_size {height}x{width} (height x width); raise it: ',
+       tf.constant(split.image_paths)[index]]))
   mean, std = normalization.mean_std(data)
-  image, label = transforms.pad_to_size(image, label, data.eval_size, data.eval_size, mean,
+  image, label = transforms.pad_to_size(image, label, height, width, mean,
                                         data.ignore_label)
   # Positions past the end fill the last batch; all-ignore labels keep them out of the metrics.
   label = tf.where(position < n, tf.cast(label, tf.int32), data.ignore_label)

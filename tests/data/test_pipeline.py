@@ -222,3 +222,28 @@ def test_permuted_index_is_a_permutation_that_depends_on_the_key(n):
   assert sorted(first) == list(range(n)) and order([0, 0]) == first
   if n >= 12:
     assert order([0, 1]) != first and first != list(range(n))
+
+
+def test_eval_canvas_of_height_and_width(synthetic_root):
+  """data.eval_size=(height, width): a rectangular canvas (Cityscapes: 1025x2049, not 2049x2049)."""
+  data = data_config(synthetic_root)
+  data.eval_size = (91, 121)
+  split = voc.read_split(synthetic_root, 'val')
+  batch = next(pipeline.eval_batches(split, data, global_batch=4))
+  assert batch['image'].shape == (4, 91, 121, 3)
+  for label, path in zip(batch['label'], split.label_paths):
+    h, w = np.asarray(Image.open(path)).shape
+    np.testing.assert_array_equal(label[:h, :w], np.asarray(Image.open(path)))
+    assert np.all(label[h:] == 255) and np.all(label[:, w:] == 255)
+  data.eval_size = (91, 40)  # narrower than the images: the one clear error, naming the file
+  with pytest.raises(UserError, match=r'data.eval_size 91x40 .*val|data.eval_size 91x40'):
+    next(pipeline.eval_batches(split, data, global_batch=1))
+  data.eval_size = (91,)
+  with pytest.raises(UserError, match=r'data.eval_size is \(91,\); expected a side'):
+    next(pipeline.eval_batches(split, data, global_batch=1))
+
+
+def test_cityscapes_configs_evaluate_on_the_official_canvas():
+  import importlib
+  for name in ('v3_cityscapes', 'v3plus_cityscapes'):
+    assert importlib.import_module(f'configs.{name}').get_config().data.eval_size == (1025, 2049)

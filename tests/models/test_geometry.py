@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from configs.pretrained import torchvision_deeplabv3
+from deeplab_jax.data.sizes import height_width
 from deeplab_jax.models import layers
 from deeplab_jax.models.deeplab import build_model
 from deeplab_jax.ops.atrous import AtrousConv
@@ -38,7 +39,8 @@ def sizes_in_use(config, name):
   and multi-scale eval scales."""
   data = config.data
   crops = [data.crop_size]
-  evals = [data.eval_size, config.export.image_size, config.predict.tile_size]
+  evals = [*height_width(data.eval_size, 'data.eval_size'), config.export.image_size,
+           config.predict.tile_size]
   evals += [layers.padded_size(d, config.predict.pad_multiple, True) for d in PREDICT_SIDES]
   sizes = set(crops)
   for crop in crops:
