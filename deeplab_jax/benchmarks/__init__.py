@@ -15,8 +15,11 @@
                   python -m deeplab_jax.benchmarks.crf [--colour_noise=8] [--profile]
     pipeline    tf.data training-pipeline throughput in images/s on synthetic VOC-sized JPEGs
                   python -m deeplab_jax.benchmarks.pipeline --config=configs/quickstart.py --threads=1,2
+    peer_train  a from-scratch training run against torchvision's deeplabv3_mobilenet_v3_large on real
+                data (CamVid), alternating in chunks: both val mIoU, per-class IoU, images/s ratio
+                  python -m deeplab_jax.benchmarks.peer_train --config=configs/camvid.py --steps=1500
 
 Each module defines its flags only when run as a command (`define_flags`), so that they can be imported
 side by side (by tests, or torch_step importing step) without their flag names clashing. Only pipeline
-imports TensorFlow.
+and peer_train import TensorFlow.
 """
