@@ -100,7 +100,9 @@ def evaluate(variables: dict, split: Split, config: ml_collections.ConfigDict, m
 
   Returns:
     metrics.summarize's dict plus split, num_images, output_stride, scales, flip, confusion_matrix and
-    'samples': (image | label | prediction) RGB pictures of the first config.eval.num_images images
+    'samples': (image | label | prediction) RGB pictures of config.eval.num_images images spread evenly
+    over the split (its first and last included: video splits such as CamVid's hold runs of near-equal
+    frames)
     (write_results draws them and leaves them out of the JSON). With a CRF, also 'crf': the same
     metrics and confusion_matrix after the CRF, and 'params', the CRF settings used.
 
@@ -117,12 +119,17 @@ def evaluate(variables: dict, split: Split, config: ml_collections.ConfigDict, m
   refine = crf_refiner(mesh, crf_params, data) if crf_params else None
   step_fn = jit_eval_step(mesh, model, setting, data.num_classes, data.ignore_label, refine)
   confusion = np.zeros((1 + bool(refine), data.num_classes, data.num_classes), np.int64)
-  total, samples = pipeline.num_eval_batches(split, config.eval.batch_size), None
-  for i, batch in enumerate(pipeline.eval_batches(split, data, config.eval.batch_size, shard)):
+  total, samples = pipeline.num_eval_batches(split, config.eval.batch_size), []
+  wanted = set(np.linspace(0, len(split) - 1, min(config.eval.num_images, len(split))).round().astype(int))
+  for i, batch in enumerate(pipeline.eval_batches(split, data, config.eval.batch_size, shard,
+                                                  include_index=True)):
+    index = batch.pop('index')
     batch_confusion, predictions = step_fn(variables, sharding.global_batch(batch, mesh))
     confusion += np.asarray(batch_confusion)
-    if samples is None:
-      samples = _triples(batch, np.asarray(predictions), min(config.eval.num_images, len(split)), data)
+    rows = [j for j, position in enumerate(index) if position in wanted]
+    if rows:
+      samples += _triples({k: v[rows] for k, v in batch.items()}, np.asarray(predictions)[rows], len(rows),
+                          data)
     if (i + 1) % 20 == 0 or i + 1 == total:
       log(f'  eval {split.name} ({setting.tag}, OS {output_stride}{", CRF" if refine else ""}): '
           f'batch {i + 1}/{total}')

@@ -46,6 +46,10 @@ def test_single_scale_no_flip_equals_plain_eval(tiny, synthetic_root):
   assert len(results['samples']) == min(config.eval.num_images, len(split))
   h, w = np.asarray(Image.open(split.label_paths[0])).shape
   assert results['samples'][0].shape == (h, 3 * w + 8, 3)
+  # Spread over the split, not its first images: the last picture is of the last image.
+  h, w = np.asarray(Image.open(split.label_paths[-1])).shape
+  assert results['samples'][-1].shape == (h, 3 * w + 8, 3)
+  np.testing.assert_array_equal(results['samples'][-1][:, :w], np.asarray(Image.open(split.image_paths[-1])))
 
 
 def test_eval_mode_at_output_stride_8_of_a_run_trained_at_16(tiny, tmp_path, synthetic_root):
