@@ -16,7 +16,8 @@ from tests.conftest import ROOT, run_module
 CAMVID = os.environ.get('DEEPLAB_JAX_CAMVID') or os.path.join(ROOT, '..', 'shared', 'data', 'camvid')
 # Ours shrunk to a ResNet of width 8 (a seconds-long compile); theirs cannot shrink: its steps are few.
 TINY_OURS = ('--config.model.backbone=resnet50', '--config.model.resnet.blocks=(1,1,1,1)',
-             '--config.model.resnet.width=8', '--config.model.aspp_features=16')
+             '--config.model.multi_grid=()', '--config.model.resnet.width=8',
+             '--config.model.aspp_features=16')
 
 
 @pytest.fixture(scope='module')

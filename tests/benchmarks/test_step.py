@@ -8,11 +8,11 @@ import pytest
 from deeplab_jax.benchmarks import step
 from tests.conftest import ROOT, user_env
 
+pytestmark = pytest.mark.xdist_group('benchmark_step')  # one worker builds this file's shared fixtures
+
 # Runs the module as `python -m` would, then reports whether anything imported TensorFlow.
 RUNNER = """
 import runpy, sys
-
-pytestmark = pytest.mark.xdist_group('benchmark_step')  # one worker builds this file's shared fixtures
 sys.argv = ['step'] + sys.argv[1:]
 try:
   runpy.run_module('deeplab_jax.benchmarks.step', run_name='__main__')

@@ -36,6 +36,9 @@ def shrink(config):
   model.fc_features = min(model.fc_features, 16)
   config.data.crop_size = CROP
   config.train.batch_size = 8
+  # The library convs: the per-platform lowerings (ops/conv.py) compile slower on CPU and are checked
+  # against these in tests/models/test_atrous_impl_and_remat.py; here each config's choices are tested.
+  model.atrous_impl, model.depthwise_impl, model.pointwise_impl = 'dilation', 'grouped', 'conv'
   return config
 
 

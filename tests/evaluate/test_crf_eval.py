@@ -105,7 +105,7 @@ def test_eval_json_holds_results_with_and_without_crf(tiny, synthetic_root, tmp_
   assert saved['confusion_matrix'] == plain['confusion_matrix'] and saved['miou'] == plain['miou']
   refined = saved['crf']
   assert refined['params'] == dict(w1=4., theta_alpha=67., theta_beta=3., w2=3., theta_gamma=3.,
-                                   iterations=3, method='permutohedral')
+                                   iterations=3, method='permutohedral', normalization='symmetric')
   assert 0 <= refined['miou'] <= 1 and set(refined['per_class_iou']) == set(config.data.class_names)
   assert np.sum(refined['confusion_matrix']) == np.sum(saved['confusion_matrix'])
   assert 'CRF' in lines[-1]

@@ -7,7 +7,7 @@ from deeplab_jax.errors import UserError
 from deeplab_jax.models import backbones, layers
 from tests.conftest import tiny_config
 
-SIZE = 64
+SIZE = 65  # OS * k + 1: every stride's grid ends on the last pixel (VGG's pools round up, as Caffe's)
 AUX_STRIDE_AT_OS16 = {'resnet50': 16, 'resnet101': 16, 'mobilenetv3_large': 8}
 
 
@@ -27,10 +27,10 @@ def test_taps_are_features_at_their_strides(name):
   images = jax.ShapeDtypeStruct((1, SIZE, SIZE, 3), jnp.float32)
   variables = jax.eval_shape(module.init, jax.random.key(0), images)
   features = jax.eval_shape(module.apply, variables, images)
-  assert features[entry.out].shape[1] == SIZE // 16
-  assert features[entry.low_level].shape[1] == SIZE // 4
+  assert features[entry.out].shape[1] == (SIZE - 1) // 16 + 1
+  assert features[entry.low_level].shape[1] == (SIZE - 1) // 4 + 1
   if entry.aux:  # ResNet stage 3 (stride 16 at OS 16), MobileNetV3-Large's 40-channel unit (stride 8)
-    assert features[entry.aux].shape[1] == SIZE // AUX_STRIDE_AT_OS16[name]
+    assert features[entry.aux].shape[1] == (SIZE - 1) // AUX_STRIDE_AT_OS16[name] + 1
   assert entry.normalization in ('imagenet', 'inception')
 
 
