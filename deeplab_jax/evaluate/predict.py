@@ -15,7 +15,6 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from deeplab_jax.data import normalization, palette
-from deeplab_jax.data.palette import voc_palette
 from deeplab_jax.errors import UserError
 from deeplab_jax.evaluate import inference, visualize
 from deeplab_jax.models import layers
@@ -100,7 +99,7 @@ def write_prediction(out_dir: str, stem: str, image: np.ndarray, labels: np.ndar
                      colors: np.ndarray | None = None) -> str:
   """<stem>.png (palette PNG of class indices) and <stem>_overlay.png (image | overlay), in colors
   ([256, 3], palette.for_config(data); default the PASCAL VOC colour map)."""
-  colors = voc_palette(256) if colors is None else colors
+  colors = palette.voc_palette(256) if colors is None else colors
   label_png = Image.fromarray(labels, mode='P')
   label_png.putpalette(colors.reshape(-1).tolist())
   path = os.path.join(out_dir, stem + '.png')

@@ -29,8 +29,12 @@ def _scene(height, width, classes, seed=0, colour_noise=4., label_noise=0.3):
   return logits.astype(np.float32), image, labels
 
 
-def _numpy_mean_field(logits, image, params):
-  """densecrf's inference with explicit kernels, in float64 numpy: [H, W, C] -> [N, C]."""
+def _numpy_mean_field(logits, image, params, normalization='symmetric'):
+  """densecrf's inference with explicit kernels, in float64 numpy: [H, W, C] -> [N, C].
+
+  normalization 'symmetric' (pydensecrf): kernels D^-1/2 K D^-1/2; 'per_pixel' (the 2011 densecrf's
+  PottsPotential with per_pixel_normalization): D^-1 K, each message w * (K Q)_i / (K 1)_i.
+  """
   height, width, classes = logits.shape
   rows, cols = np.mgrid[:height, :width]
   pos = np.stack([cols.ravel(), rows.ravel()], -1).astype(np.float64)
@@ -39,8 +43,11 @@ def _numpy_mean_field(logits, image, params):
   for weight, feats in [(params.w1, np.hstack([pos / params.theta_alpha, rgb / params.theta_beta])),
                         (params.w2, pos / params.theta_gamma)]:
     k = np.exp(-0.5 * ((feats[:, None] - feats[None]) ** 2).sum(-1))  # self term included
-    norm = 1. / np.sqrt(k.sum(1))
-    kernels.append(weight * norm[:, None] * k * norm[None, :])
+    if normalization == 'per_pixel':
+      kernels.append(weight * k / k.sum(1, keepdims=True))
+    else:
+      norm = 1. / np.sqrt(k.sum(1))
+      kernels.append(weight * norm[:, None] * k * norm[None, :])
   prob = np.exp(logits - logits.max(-1, keepdims=True)).reshape(-1, classes)
   prob /= prob.sum(-1, keepdims=True)
   unary = -np.log(np.clip(prob, 1e-5, 1.))

@@ -7,40 +7,14 @@ import numpy as np
 import pytest
 
 from deeplab_jax.ops import crf
-from tests.ops.test_crf import _scene
-
-
-def _numpy_per_pixel_mean_field(logits, image, params):
-  """The 2011 densecrf's inference with explicit kernels (float64): PottsPotential with
-  per_pixel_normalization adds w * (K Q)_i / (K 1)_i to -U before each softmax."""
-  height, width, classes = logits.shape
-  rows, cols = np.mgrid[:height, :width]
-  pos = np.stack([cols.ravel(), rows.ravel()], -1).astype(np.float64)
-  rgb = image.reshape(-1, 3).astype(np.float64)
-  messages = []
-  for weight, feats in [(params.w1, np.hstack([pos / params.theta_alpha, rgb / params.theta_beta])),
-                        (params.w2, pos / params.theta_gamma)]:
-    k = np.exp(-0.5 * ((feats[:, None] - feats[None]) ** 2).sum(-1))  # self term included
-    messages.append(weight * k / k.sum(1, keepdims=True))
-  prob = np.exp(logits - logits.max(-1, keepdims=True)).reshape(-1, classes)
-  prob /= prob.sum(-1, keepdims=True)
-  unary = -np.log(np.clip(prob, 1e-5, 1.))
-
-  def softmax(x):
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-  q = softmax(-unary)
-  for _ in range(params.iterations):
-    q = softmax(-unary + sum(m @ q for m in messages))
-  return q
+from tests.ops.test_crf import _numpy_mean_field, _scene
 
 
 def test_per_pixel_exact_matches_the_2011_densecrf_in_numpy():
   logits, image, _ = _scene(12, 10, 3, label_noise=0.5)
   params = crf.CRFParams(method='exact', theta_alpha=5., theta_beta=20., normalization='per_pixel')
   got = np.asarray(crf.dense_crf_single(jnp.asarray(logits), jnp.asarray(image), params)).reshape(-1, 3)
-  want = _numpy_per_pixel_mean_field(logits, image, params)
+  want = _numpy_mean_field(logits, image, params, 'per_pixel')
   np.testing.assert_allclose(got, want, atol=1e-4)
   # The symmetric normalisation (the only one before) is measurably another CRF here.
   symmetric = crf.dense_crf_single(jnp.asarray(logits), jnp.asarray(image),
@@ -68,7 +42,7 @@ def test_the_per_pixel_reference_is_densecrfs_normalize_after():
   # approximation leaves ~1e-3 mean differences, several times smaller than with NORMALIZE_SYMMETRIC.
   logits, image, _ = _scene(12, 10, 3, label_noise=0.5)
   params = crf.CRFParams(method='exact', theta_alpha=5., theta_beta=20., normalization='per_pixel')
-  want = _numpy_per_pixel_mean_field(logits, image, params)
+  want = _numpy_mean_field(logits, image, params, 'per_pixel')
   after = np.abs(_pydensecrf(logits, image, params, 'NORMALIZE_AFTER') - want).mean()
   symmetric = np.abs(_pydensecrf(logits, image, params, 'NORMALIZE_SYMMETRIC') - want).mean()
   assert after < 3e-3 and symmetric > 3 * after
