@@ -20,10 +20,12 @@ def define_flags():
   config_flags.DEFINE_config_file('config', None, 'Config of the model to convert into, e.g. '
                                   'configs/pretrained/torchvision_deeplabv3.py:resnet101.',
                                   lock_config=True)
-  flags.DEFINE_string('source', None, 'Local PyTorch checkpoint: .pth/.pt state_dict or .safetensors.')
-  flags.DEFINE_enum('kind', None, list(KINDS), 'The PyTorch model the checkpoint is from.')
+  flags.DEFINE_string('source', None, 'Local checkpoint: a PyTorch .pth/.pt state_dict or .safetensors, '
+                      'or (tf_deeplab kinds) a TF1 checkpoint: its prefix (model.ckpt), .index or '
+                      '.data-* file, or the extracted model-zoo tarball folder.')
+  flags.DEFINE_enum('kind', None, list(KINDS), 'The model the checkpoint is from.')
   flags.DEFINE_string('workdir', None, 'Run folder to write checkpoints/0 and converted/ into.')
-  flags.DEFINE_bool('allow_partial', False, 'Convert even when PyTorch keys are unused or model '
+  flags.DEFINE_bool('allow_partial', False, 'Convert even when checkpoint keys are unused or model '
                     'variables unprovided (those keep their initialisation).')
   flags.mark_flags_as_required(['config', 'source', 'kind', 'workdir'])
 

@@ -85,3 +85,55 @@ def reference_config(backbone: str) -> ml_collections.ConfigDict:
     if config.model.backbone == backbone:
       return config
   raise ValueError(f'configs/pretrained/torchvision_deeplabv3.py has no {backbone} config')
+
+
+# ImageNet MobileNetV2's 1280-channel last conv and classifier, and VGG-16's fc6-fc8: no deeplab_jax
+# model has them (DeepLab's MobileNetV2 stops at 320 channels; v1's fc6/fc7 are 1024-channel convs).
+MOBILENET_V2_CLASSIFIER = ('features.18.0.weight', 'features.18.1.weight', 'features.18.1.bias',
+                           'features.18.1.running_mean', 'features.18.1.running_var',
+                           'classifier.1.weight', 'classifier.1.bias')
+VGG16_CLASSIFIER = tuple(f'classifier.{i}.{leaf}' for i in (0, 3, 6) for leaf in ('weight', 'bias'))
+# torchvision vgg16's `features` indices of conv1_1 .. conv5_3 (ReLUs and max pools in between).
+VGG16_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
+
+
+def mobilenet_v2_entries(jax_path: str, torch_prefix: str) -> list[Entry]:
+  """torchvision's MobileNetV2 `features` (0: stem, 1-17: inverted residuals) onto
+  models.mobilenet.MobileNetV2. A unit's `conv` is [expand ConvBNReLU,] depthwise ConvBNReLU, project
+  conv, project BN."""
+  from deeplab_jax.models import mobilenet
+  p = torch_prefix
+  entries = [(f'{jax_path}/stem', f'{p}0.0', 'conv'), (f'{jax_path}/stem_bn', f'{p}0.1', 'bn')]
+  n = 1
+  for i, (t, _, units, _) in enumerate(mobilenet.MOBILENETV2_STAGES):
+    for u in range(units):
+      unit, conv = f'{jax_path}/stage{i + 1}_unit{u + 1}', f'{p}{n}.conv'
+      layers = (['expand'] if t != 1 else []) + ['depthwise']
+      for j, layer in enumerate(layers):
+        entries += [(f'{unit}/{layer}', f'{conv}.{j}.0', 'conv'),
+                    (f'{unit}/{layer}_bn', f'{conv}.{j}.1', 'bn')]
+      entries += [(f'{unit}/project', f'{conv}.{len(layers)}', 'conv'),
+                  (f'{unit}/project_bn', f'{conv}.{len(layers) + 1}', 'bn')]
+      n += 1
+  return entries
+
+
+def imagenet_mobilenet_v2_entries(model_cfg: ml_collections.ConfigDict) -> list[Entry]:
+  """torchvision's ImageNet mobilenet_v2: the backbone under `features`."""
+  del model_cfg
+  return mobilenet_v2_entries('backbone', 'features.')
+
+
+def imagenet_vgg16_entries(model_cfg: ml_collections.ConfigDict) -> list[Entry]:
+  """torchvision's ImageNet vgg16: conv1_1 .. conv5_3 (biased convs) under `features`."""
+  from deeplab_jax.models import vgg
+  del model_cfg
+  names = [f'conv{b + 1}_{c + 1}' for b, (convs, _) in enumerate(vgg.VGG16_BLOCKS) for c in range(convs)]
+  return [(f'backbone/{name}', f'features.{i}', 'conv_bias') for name, i in zip(names, VGG16_CONV_INDICES)]
+
+
+def vgg16_reference_config(backbone: str) -> ml_collections.ConfigDict:
+  """configs/v1_voc.py: DeepLab v1 on VGG-16 (torchvision's weights start it)."""
+  del backbone
+  from configs import v1_voc
+  return v1_voc.get_config()

@@ -15,7 +15,6 @@ import os
 
 from deeplab_jax.convert import kinds
 from deeplab_jax.convert.match import convert_variables
-from deeplab_jax.convert.torch_file import load_state_dict
 from deeplab_jax.errors import UserError
 
 
@@ -49,11 +48,10 @@ def write_workdir(config, variables: dict, workdir: str, report: dict, log=print
 def convert(config, source: str, kind: str, workdir: str, allow_partial: bool = False,
             log=print) -> dict:
   """Converts `source` and writes it into workdir (see the module docstring); returns the variables."""
-  kinds.get(kind)  # an unknown kind is named before the file is read
-  variables, conversion = convert_variables(config, load_state_dict(source), kind, allow_partial, log,
-                                            source)
+  entry = kinds.get(kind)  # an unknown kind is named before the file is read
+  variables, conversion = convert_variables(config, entry.load(source), kind, allow_partial, log, source)
   report = {'source': os.path.abspath(source), 'kind': kind, 'loaded': len(conversion.values),
-            'unused_torch_keys': conversion.unmatched,
+            'unused_keys': conversion.unmatched, 'dropped_first_class': conversion.dropped_first_class,
             'left_at_initialisation': conversion.missing + conversion.reinit}
   write_workdir(config, variables, workdir, report, log)
   return variables

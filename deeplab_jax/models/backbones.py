@@ -99,16 +99,20 @@ def _vgg(cfg, c: Context) -> nn.Module:
 # 1e-5; Xception 0.9997, 1e-3; MobileNetV2 slim's training_scope decay 0.997 with slim.batch_norm's
 # epsilon 1e-3. MobileNetV3-Large follows torchvision's weights: BatchNorm2d(eps=0.001, momentum=0.01).
 _RESNET = dict(build=_resnet, out='stage4', low_level='low_level', aux='stage3', normalization='imagenet',
-               converters=('torchvision_deeplabv3', 'torchvision_resnet', 'smp_deeplabv3plus'),
+               converters=('torchvision_deeplabv3', 'torchvision_resnet', 'smp_deeplabv3plus', 'tf_deeplab',
+                           'tf_deeplab_imagenet'),
                multi_grid_units=0, bn_momentum=0.95, bn_epsilon=1e-5)
 BACKBONES = {
     'resnet50': Backbone(**_RESNET),
     'resnet101': Backbone(**_RESNET),
-    'vgg16': Backbone(_vgg, 'pool5', 'conv3', None, 'imagenet', residual=False),
-    'xception65': Backbone(_xception, 'exit', 'low_level', None, 'inception', multi_grid_units=3,
-                           bn_momentum=0.9997, bn_epsilon=1e-3),
-    'mobilenetv2': Backbone(_mobilenet_v2, 'out', 'low_level', None, 'inception', bn_momentum=0.997,
-                            bn_epsilon=1e-3),
+    'vgg16': Backbone(_vgg, 'pool5', 'conv3', None, 'imagenet', converters=('torchvision_vgg16',),
+                      residual=False),
+    'xception65': Backbone(_xception, 'exit', 'low_level', None, 'inception',
+                           converters=('tf_deeplab', 'tf_deeplab_imagenet', 'timm_xception65'),
+                           multi_grid_units=3, bn_momentum=0.9997, bn_epsilon=1e-3),
+    'mobilenetv2': Backbone(_mobilenet_v2, 'out', 'low_level', None, 'inception',
+                            converters=('tf_deeplab', 'tf_deeplab_imagenet', 'torchvision_mobilenet_v2'),
+                            bn_momentum=0.997, bn_epsilon=1e-3),
     # aux: torchvision's tap, the stride-8 40-channel unit.
     'mobilenetv3_large': Backbone(_mobilenet_v3, 'out', 'low_level', 'aux', 'imagenet',
                                   converters=('torchvision_deeplabv3', 'torchvision_mobilenet_v3'),
