@@ -174,10 +174,18 @@ def get_config() -> ml_collections.ConfigDict:
   # whole images are padded up to sides of pad_multiple * k (+ 1 with model.upsample_align_corners,
   # so the feature grids end on the last pixel): 64 keeps OS 16 aligned at eval scales in steps of 0.25
   predict.pad_multiple = 64
+  # True: k rounded up to 1, 2, 3, 4, 6, 8, 12, 16, ... (< 1.5x per side), so a folder of mixed sizes
+  # compiles a few shapes instead of one per size; False: the smallest k
+  predict.bucket_sizes = True
+  predict.scores = ''  # also <name>.npy per image, float32 [H, W, C]: 'probabilities' | 'logits'; '' = none
+  predict.label_ids = False  # label PNGs hold the dataset's stored values (Cityscapes label ids), not classes
 
   config.export = export = ml_collections.ConfigDict()
-  export.path = ''  # --mode=export writes the serialized jax.export file here; '' = WORKDIR/export/...
+  export.path = ''  # --mode=export writes the jax.export file here (.onnx: ONNX); '' = WORKDIR/export/...
   export.image_size = 513  # exported input is uint8 [B, image_size, image_size, 3]; OS * k + 1
+  # 0 = symbolic: any side pad_multiple * k (+ 1 with model.upsample_align_corners)
+  export.height = 0  # rectangular input: [B, height, width, 3]; 0 = image_size
+  export.width = 0
   export.batch_size = 0  # fixed batch size; 0 = symbolic (any batch)
   export.output = 'labels'  # 'labels' (int32 [B, H, W]) or 'probabilities' (float32 [B, H, W, C])
   export.platforms = ()  # e.g. ('cpu', 'cuda'); () = the platform this runs on

@@ -28,13 +28,16 @@ def load_config(flag_name: str = 'config') -> ml_collections.ConfigDict:
   try:
     config = flags.FLAGS[flag_name].value
     config.keys()  # a config file that failed to load raises its error on first use
+  except UserError:
+    raise
   except Exception as e:  # the config file itself failed to load or run
     raise UserError(f'Cannot load config file {config_file}: {type(e).__name__}: {e}') from e
   return config
 
 
-def run(main: Callable[[list[str]], None]) -> None:
-  """app.run(main) with parse_flags; a UserError raised by main prints 'error: ...' and exits 2."""
+def run(main: Callable[[list[str]], None], argv: list[str] | None = None) -> None:
+  """app.run(main) with parse_flags (on argv, default sys.argv); a UserError raised by main prints
+  'error: ...' and exits 2."""
 
   def guarded(argv):
     try:
@@ -43,4 +46,4 @@ def run(main: Callable[[list[str]], None]) -> None:
       print(f'error: {e}', file=sys.stderr, flush=True)
       sys.exit(2)
 
-  app.run(guarded, flags_parser=parse_flags)
+  app.run(guarded, argv=argv, flags_parser=parse_flags)

@@ -7,9 +7,10 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow feeds data only
 from absl import flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from deeplab_jax import cli  # noqa: E402
+from deeplab_jax import cli, run_config  # noqa: E402
 
-config_flags.DEFINE_config_file('config', None, 'Config file, e.g. configs/v3_voc.py.',
+config_flags.DEFINE_config_file('config', None, 'Config file, e.g. configs/v3_voc.py. Optional for '
+                                '--mode=eval/predict/export with --workdir: WORKDIR/config.json.',
                                 lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Run folder: checkpoints, logs, config.json, eval/. '
                                'Default: runs/<config file name>.')
@@ -27,6 +28,8 @@ _NUM_PROCESSES = flags.DEFINE_integer('num_processes', 0, 'Multi-host: process c
 _PROCESS_ID = flags.DEFINE_integer('process_id', -1, 'Multi-host: this process; -1: auto-detect.')
 _DISTRIBUTED = flags.DEFINE_bool('distributed', False, 'Multi-host with everything auto-detected '
                                  '(TPU pod slices, SLURM, Open MPI).')
+_ACCEPT_CHANGE = flags.DEFINE_bool('accept_config_change', False, 'train: resume although the config '
+                                   'differs from WORKDIR/config.json (recorded in config_changes.json).')
 flags.mark_flag_as_required('config')
 
 
@@ -55,8 +58,11 @@ def main(argv):
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _DISTRIBUTED.value)
   config_file = flags.FLAGS['config'].config_filename
   workdir = _WORKDIR.value or os.path.join('runs', os.path.splitext(os.path.basename(config_file))[0])
-  modes[_MODE.value](cli.load_config(), workdir)
+  config = cli.load_config()
+  if _MODE.value == 'train':
+    run_config.check_resume(workdir, config, _ACCEPT_CHANGE.value)
+  modes[_MODE.value](config, workdir)
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  cli.run(main, run_config.with_stored_config(sys.argv))

@@ -4,14 +4,20 @@ serialized `jax.export` artifact, weights included, that plain JAX loads and run
     from jax import export
     with open('model.jax', 'rb') as f:
       exported = export.deserialize(bytearray(f.read()))
-    labels = exported.call(images)  # images: uint8 [B, S, S, 3]
+    labels = exported.call(images)  # images: uint8 [B, H, W, 3]
 
-The normalisation the model was trained with is inside the function; PATH.json beside the file says
-which (and the input, output and class names).
+Heights and widths are fixed (export.height/width, default export.image_size) or symbolic (0): then
+any side M * k + 1 (corner-aligned models; M * k otherwise, M = predict.pad_multiple) is accepted;
+pad bottom/right with the mean colour to reach one. The normalisation the model was trained with is
+inside the function; PATH.json beside the file says which (and the input, output and class names).
+A path ending in .onnx writes ONNX instead (jax2onnx, an optional dependency), for onnxruntime.
 """
+import itertools
 import json
 import os
+from unittest import mock
 
+from flax import linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -40,23 +46,64 @@ def inference_function(model, variables: dict, mean, std, setting: inference.Set
   return infer
 
 
-def export(infer, image_size: int, batch_size: int = 0, platforms=()) -> jax.export.Exported:
-  """jax.export of infer at input uint8 [B, image_size, image_size, 3]; B symbolic if batch_size is 0."""
-  batch = jax.export.symbolic_shape('b')[0] if batch_size == 0 else batch_size
-  spec = jax.ShapeDtypeStruct((batch, image_size, image_size, 3), jnp.uint8)
-  return jax.export.export(jax.jit(infer), platforms=tuple(platforms) or None)(spec)
+def input_size(config: ml_collections.ConfigDict) -> tuple[int, int]:
+  """(height, width) of config.export, 0 for symbolic; export.height/width 0 take export.image_size."""
+  e = config.export
+  size = tuple(int(e[k] or e.image_size) for k in ('height', 'width'))
+  if min(size) < 0 or e.batch_size < 0:
+    raise UserError(f'Export sizes must be positive (or 0: symbolic), got height x width {size} and '
+                    f'batch {e.batch_size} (config export.height, export.width, export.batch_size).')
+  if 0 in size and any(float(s) != 1.0 for s in config.eval.scales):
+    raise UserError(f'A symbolic export size needs eval.scales=(1.0,) (got {tuple(config.eval.scales)}): '
+                    'resizing by a scale needs concrete sides. Fix export.height/width, or drop the scales.')
+  return size
+
+
+def input_spec(height: int, width: int, batch_size: int = 0, multiple: int = 64,
+               corner_aligned: bool = True) -> jax.ShapeDtypeStruct:
+  """uint8 [B, H, W, 3]; B symbolic for batch_size 0, and H (W) `multiple * h (+ 1)` for height 0."""
+  names, dims = [], []
+  for name, size in (('b', batch_size), ('h', height), ('w', width)):
+    names.append(name)
+    dims.append(str(size) if size else (name if name == 'b' else
+                                        f'{multiple}*{name}' + ('+1' if corner_aligned else '')))
+  symbolic = jax.export.symbolic_shape(', '.join(dims))
+  return jax.ShapeDtypeStruct((*symbolic, 3), jnp.uint8)
+
+
+def export(infer, height: int, width: int | None = None, batch_size: int = 0, platforms=(),
+           multiple: int = 64, corner_aligned: bool = True) -> jax.export.Exported:
+  """jax.export of infer at input uint8 [B, height, width, 3] (0: symbolic, see input_spec).
+
+  Raises UserError when the model cannot take that size.
+  """
+  width = height if width is None else width
+  spec = input_spec(height, width, batch_size, multiple, corner_aligned)
+  try:
+    return jax.export.export(jax.jit(infer), platforms=tuple(platforms) or None)(spec)
+  except (TypeError, ValueError, jax.errors.InconclusiveDimensionOperation) as e:
+    raise UserError(f'The model cannot take input {spec.shape} ({type(e).__name__}: '
+                    f'{str(e).splitlines()[0][:300]}). Use sides OS * k + 1 (e.g. 513), or fixed sides '
+                    'instead of symbolic ones (export.height, export.width).') from e
 
 
 def save(exported: jax.export.Exported, path: str, metadata: dict | None = None) -> str:
   """Writes the serialized artifact (bytes) to path, creating its folder, and metadata (what the input
   and output are, the normalisation inside) beside it as PATH.json."""
+  return _write(path, exported.serialize(), metadata)
+
+
+def _write(path: str, payload: bytes, metadata: dict | None) -> str:
+  """payload to path and metadata to PATH.json, each through a temporary file: nothing half-written."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, 'wb') as f:
-    f.write(exported.serialize())
+  files = [(path, payload)]
   if metadata is not None:
-    with open(metadata_path(path), 'w') as f:
-      json.dump(metadata, f, indent=2)
-      f.write('\n')
+    files.append((metadata_path(path), (json.dumps(metadata, indent=2) + '\n').encode()))
+  for target, data in files:
+    with open(target + '.tmp', 'wb') as f:
+      f.write(data)
+  for target, _ in files:
+    os.replace(target + '.tmp', target)
   return path
 
 
@@ -64,11 +111,19 @@ def metadata_path(path: str) -> str:
   return path + '.json'
 
 
+def _side(size: int, multiple: int, corner_aligned: bool) -> str:
+  return str(size) if size else f'{multiple}*k{"+1" if corner_aligned else ""} (any k >= 1)'
+
+
 def metadata(config: ml_collections.ConfigDict, step: int) -> dict:
   """What a user of the exported file needs: input, output, classes and the normalisation applied inside."""
   e = config.export
-  return {'step': step, 'input': f'uint8 RGB [{e.batch_size or "B"}, {e.image_size}, {e.image_size}, 3]',
+  height, width = input_size(config)
+  multiple, aligned = config.predict.pad_multiple, bool(config.model.upsample_align_corners)
+  sides = [_side(s, multiple, aligned) for s in (height, width)]
+  return {'step': step, 'input': f'uint8 RGB [{e.batch_size or "B"}, {sides[0]}, {sides[1]}, 3]',
           'output': e.output, 'normalization_inside': normalization.record(config.data),
+          'scales': list(config.eval.scales), 'flip': bool(config.eval.flip),
           'class_names': list(config.data.class_names), 'ignore_label': config.data.ignore_label}
 
 
@@ -78,8 +133,61 @@ def load(path: str) -> jax.export.Exported:
     return jax.export.deserialize(bytearray(f.read()))
 
 
+def to_onnx(infer, height: int, width: int, batch_size: int = 0):
+  """An onnx ModelProto of infer at uint8 [batch_size, height, width, 3] (all fixed).
+
+  Raises UserError when jax2onnx is not installed or cannot convert the function.
+  """
+  try:
+    import jax2onnx
+  except ImportError as e:
+    raise UserError('ONNX export needs the optional packages jax2onnx and onnx: '
+                    '`pip install jax2onnx onnx` (and onnxruntime to run the file).') from e
+  if not (height and width and batch_size):
+    raise UserError(f'ONNX export needs fixed sizes, got batch {batch_size or "symbolic"}, height x width '
+                    f'{height or "symbolic"} x {width or "symbolic"}: set export.batch_size (e.g. 1) and '
+                    'export.image_size (or export.height and export.width). jax2onnx 0.17 fails to lower '
+                    'padding under a symbolic batch.')
+  spec = jax.ShapeDtypeStruct((batch_size, height, width, 3), jnp.uint8)
+
+  def traced(images):
+    # jax2onnx's stand-in for flax's max_pool takes fewer call forms than flax (not explicit padding)
+    # and its reduce_window_max lowering gives 4-d arrays a 4-d MaxPool, which onnxruntime refuses.
+    with mock.patch.object(nn, 'max_pool', _max_pool):
+      return infer(images)
+
+  try:
+    return jax2onnx.to_onnx(traced, [spec], input_names=['images'], output_names=['output'])
+  except Exception as e:  # jax2onnx lacks a converter for some primitive of this model
+    raise UserError(f'jax2onnx cannot convert this model at {spec.shape}: {type(e).__name__}: '
+                    f'{str(e).splitlines()[0][:300] if str(e) else ""}') from e
+
+
+def _max_pool(x: jax.Array, window_shape, strides=None, padding='VALID') -> jax.Array:
+  """flax.linen.max_pool of x [B, H, W, C] as the max of strided slices of the -inf-padded input."""
+  strides = tuple(strides or (1,) * len(window_shape))
+  if isinstance(padding, str):
+    padding = jax.lax.padtype_to_pads(x.shape[1:-1], window_shape, strides, padding)
+  x = jax.lax.pad(x, jnp.array(-jnp.inf, x.dtype), [(0, 0, 0), *((lo, hi, 0) for lo, hi in padding),
+                                                     (0, 0, 0)])
+  out = [(d - w) // s + 1 for d, w, s in zip(x.shape[1:-1], window_shape, strides)]
+  result = None
+  for offsets in itertools.product(*(range(w) for w in window_shape)):
+    part = x[:, offsets[0]:offsets[0] + (out[0] - 1) * strides[0] + 1:strides[0],
+             offsets[1]:offsets[1] + (out[1] - 1) * strides[1] + 1:strides[1]]
+    result = part if result is None else jnp.maximum(result, part)
+  return result
+
+
+def save_onnx(infer, path: str, height: int, width: int, batch_size: int = 0,
+              metadata: dict | None = None) -> str:
+  """ONNX file of infer (see to_onnx) at path, metadata at PATH.json."""
+  return _write(path, to_onnx(infer, height, width, batch_size).SerializeToString(), metadata)
+
+
 def default_path(workdir: str, config: ml_collections.ConfigDict, step: int) -> str:
-  """WORKDIR/export/step<N>_<size>_b<batch or 'any'>_<output>.jax"""
+  """WORKDIR/export/step<N>_<H>x<W or 'any'>_b<batch or 'any'>_<output>.jax (<N>_<S> when square)."""
   e = config.export
-  batch = e.batch_size or 'any'
-  return os.path.join(workdir, 'export', f'step{step}_{e.image_size}_b{batch}_{e.output}.jax')
+  height, width = input_size(config)
+  size = f'{height}' if height == width and height else f'{height or "any"}x{width or "any"}'
+  return os.path.join(workdir, 'export', f'step{step}_{size}_b{e.batch_size or "any"}_{e.output}.jax')

@@ -71,7 +71,8 @@ def probabilities(logits_fn: LogitsFn, variables: dict, images: jax.Array,
   size, aligned = images.shape[1:3], setting.corner_aligned
   total, count = 0.0, 0
   for scale in setting.scales:
-    scaled = layers.resize_bilinear(images, layers.scaled_size(size, scale, aligned), aligned)
+    scaled = images if scale == 1 else layers.resize_bilinear(  # scale 1 keeps symbolic sizes
+        images, layers.scaled_size(size, scale, aligned), aligned)
     flips = (False, True) if setting.flip else (False,)
     for flipped in flips:
       x = scaled[:, :, ::-1] if flipped else scaled

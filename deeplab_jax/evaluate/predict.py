@@ -5,6 +5,9 @@ RGB, transparency composited onto white, 16-bit scaled to 8-bit. Files that are 
 skipped with a warning. Images whose longer side exceeds predict.max_size are predicted by
 overlapping tiles, so accelerator memory depends on the tile size and not on the image (the host
 holds the image and its [H, W, C] probability sum; PIL refuses decompression bombs, which are skipped).
+Smaller images are padded (with the mean pixel) to a few bucketed sizes, so a folder of photos of many
+sizes compiles the model a few times, not once per size. The same functions serve
+`deeplab_jax.Segmenter`.
 """
 import os
 from typing import Callable
@@ -14,14 +17,14 @@ import ml_collections
 import numpy as np
 from PIL import Image, ImageOps
 
-from deeplab_jax.data import normalization, palette
+from deeplab_jax.data import datasets, labels, normalization, palette
 from deeplab_jax.errors import UserError
 from deeplab_jax.evaluate import inference, visualize
-from deeplab_jax.models import layers
 from deeplab_jax.ops import crf
 
 # [1, H, W, 3] normalised float32 -> [1, H, W, C] probabilities.
 ProbsFn = Callable[[np.ndarray], np.ndarray]
+SCORES = ('', 'probabilities', 'logits')
 
 
 def list_inputs(path: str) -> list[str]:
@@ -65,43 +68,132 @@ def to_rgb(picture: Image.Image) -> np.ndarray:
 def load_image(path: str, log=print) -> np.ndarray | None:
   """uint8 RGB [H, W, 3] of an image file, or None (with a warning) if it is not a readable image."""
   try:
+    return read_image(path)
+  except UserError as e:
+    log(f'warning: skipping {e}')
+    return None
+
+
+def read_image(path: str) -> np.ndarray:
+  """uint8 RGB [H, W, 3] of an image file; UserError if it is not a readable image."""
+  try:
     with Image.open(path) as picture:
       picture.load()
       return to_rgb(picture)
   except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-    log(f'warning: skipping {path}: not a readable image ({type(e).__name__}: {str(e)[:120]})')
-    return None
+    raise UserError(f'{path}: not a readable image ({type(e).__name__}: {str(e)[:120]})') from e
 
 
-def _pad_to_multiple(image: np.ndarray, multiple: int, corner_aligned: bool) -> np.ndarray:
-  """Zero-pad (the mean pixel, after normalisation) bottom/right to sides of layers.padded_size:
-  multiple * k + 1 when corner-aligned (every stride's feature grid then ends on the last pixel),
-  multiple * k otherwise."""
-  h, w = image.shape[:2]
-  pad = [layers.padded_size(d, multiple, corner_aligned) - d for d in (h, w)]
+def as_rgb(image) -> np.ndarray:
+  """uint8 RGB [H, W, 3] of a PIL image, an image file's path, or an array [H, W], [H, W, 1|3|4].
+
+  Arrays are uint8 or uint16 (scaled to 8 bits); four channels are RGBA, composited onto white.
+  Raises UserError for anything else.
+  """
+  if isinstance(image, Image.Image):
+    return to_rgb(image)
+  if isinstance(image, (str, os.PathLike)):
+    return read_image(os.fspath(image))
+  array = np.asarray(image) if hasattr(image, '__array__') else None
+  if (array is None or array.dtype not in (np.uint8, np.uint16) or array.ndim not in (2, 3)
+      or (array.ndim == 3 and array.shape[-1] not in (1, 3, 4)) or min(array.shape[:2]) < 1):
+    kind = (f'{array.dtype} array of shape {array.shape}' if array is not None
+            else type(image).__name__)
+    raise UserError(f'Not an image: {kind}. Pass a PIL image, a path, or a uint8 array [H, W, 3] '
+                    '(also [H, W], [H, W, 1], [H, W, 4] RGBA, or uint16).')
+  if array.ndim == 3 and array.shape[-1] == 1:
+    array = array[..., 0]
+  if array.dtype == np.uint16:
+    array = _to_uint8(array, 'I;16')
+  return to_rgb(Image.fromarray(np.ascontiguousarray(array)))
+
+
+# Bucket sides, in units of predict.pad_multiple: 1, 2, 3, then two per octave (4, 6, 8, 12, ...), so
+# a side is padded by less than 1.5x and sides up to 1024 at 64 fall in 8 buckets.
+def _bucket_units(units: int) -> int:
+  bucket = min(units, 3)
+  while bucket < units:
+    bucket = bucket * 4 // 3 if bucket & (bucket - 1) else bucket * 3 // 2
+  return bucket
+
+
+def padded_side(size: int, multiple: int, corner_aligned: bool, bucketed: bool = True) -> int:
+  """The side an image side of `size` is padded to: layers.padded_size's multiple * k (+ 1 when
+  corner-aligned), k rounded up to a bucket (1, 2, 3, 4, 6, 8, 12, 16, ...) when bucketed.
+
+  >>> [padded_side(s, 64, False) for s in (40, 130, 300, 500, 700, 1000)]
+  [64, 192, 384, 512, 768, 1024]
+  """
+  units = -(-(size - int(corner_aligned)) // multiple)
+  units = _bucket_units(max(units, 1)) if bucketed else max(units, 1)
+  return units * multiple + int(corner_aligned)
+
+
+def _pad(image: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
+  """Zero-pads (the mean pixel, after normalisation) bottom/right to padded_side: with corner-aligned
+  resizing multiple * k + 1, so every stride's feature grid ends on the last pixel."""
+  predict, aligned = config.predict, bool(config.model.upsample_align_corners)
+  bucketed = bool(predict.bucket_sizes)
+  pad = [padded_side(d, predict.pad_multiple, aligned, bucketed) - d for d in image.shape[:2]]
   return np.pad(image, ((0, pad[0]), (0, pad[1]), (0, 0)))
+
+
+def predict_probabilities(probs_fn: ProbsFn, image: np.ndarray,
+                          config: ml_collections.ConfigDict) -> np.ndarray:
+  """Class probabilities [H, W, C] float32 of a uint8 RGB image [H, W, 3] (whole, or by tiles if large)."""
+  predict = config.predict
+  normalised = normalization.normalize(image, config.data)
+  h, w = image.shape[:2]
+  if max(h, w) > predict.max_size:
+    return inference.tiled_probabilities(probs_fn, normalised, predict.tile_size, predict.tile_overlap)
+  return np.asarray(probs_fn(_pad(normalised, config)[None]))[0, :h, :w]
 
 
 def predict_labels(probs_fn: ProbsFn, image: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
   """Class indices [H, W] uint8 of a uint8 RGB image [H, W, 3] (whole, or by tiles if it is large)."""
-  data, predict = config.data, config.predict
-  normalised = normalization.normalize(image, data)
-  h, w = image.shape[:2]
-  if max(h, w) > predict.max_size:
-    probs = inference.tiled_probabilities(probs_fn, normalised, predict.tile_size, predict.tile_overlap)
-  else:
-    padded = _pad_to_multiple(normalised, predict.pad_multiple, config.model.upsample_align_corners)
-    probs = np.asarray(probs_fn(padded[None]))[0, :h, :w]
-  return np.argmax(probs, -1).astype(np.uint8)
+  return np.argmax(predict_probabilities(probs_fn, image, config), -1).astype(np.uint8)
+
+
+def stored_values(data: ml_collections.ConfigDict) -> np.ndarray:
+  """[256] uint8: class index -> the label value the dataset stores for it (Cityscapes: train id ->
+  label id, 0 -> 7 (road)); values that are no class map to themselves."""
+  name = data.label_map or datasets.DEFAULT_LABEL_MAPS.get(data.dataset, 'identity')
+  table = labels.label_table(name, data.num_classes, data.ignore_label)
+  values = np.arange(256, dtype=np.uint8)
+  for value in range(255, -1, -1):  # the smallest stored value of a class wins
+    if 0 <= table[value] < data.num_classes:
+      values[table[value]] = value
+  return values
+
+
+def scores(probs: np.ndarray, kind: str) -> np.ndarray:
+  """float32 [H, W, C]: the probabilities, or their logs ('logits': log-softmax, which equals the
+  model's logits up to a per-pixel constant for one scale; for several, the log of their average)."""
+  if kind not in SCORES[1:]:
+    raise UserError(f'Unknown predict.scores {kind!r}; known: {SCORES[1:]}.')
+  probs = probs.astype(np.float32)
+  return probs if kind == 'probabilities' else np.log(np.maximum(probs, np.finfo(np.float32).tiny))
+
+
+def check_options(config: ml_collections.ConfigDict) -> None:
+  """UserError for a bad predict.scores or a label map predict.label_ids cannot invert, before any work."""
+  if config.predict.scores not in SCORES:
+    raise UserError(f'Unknown predict.scores {config.predict.scores!r}; known: {SCORES} (\'\' writes none).')
+  if config.predict.label_ids:
+    stored_values(config.data)
 
 
 def write_prediction(out_dir: str, stem: str, image: np.ndarray, labels: np.ndarray,
-                     colors: np.ndarray | None = None) -> str:
-  """<stem>.png (palette PNG of class indices) and <stem>_overlay.png (image | overlay), in colors
-  ([256, 3], palette.for_config(data); default the PASCAL VOC colour map)."""
+                     colors: np.ndarray | None = None, values: np.ndarray | None = None) -> str:
+  """<stem>.png (palette PNG of class indices, or of values[class] if given) and <stem>_overlay.png
+  (image | overlay), in colors ([256, 3], palette.for_config(data); default the VOC colour map)."""
   colors = palette.voc_palette(256) if colors is None else colors
-  label_png = Image.fromarray(labels, mode='P')
-  label_png.putpalette(colors.reshape(-1).tolist())
+  png_colors = colors
+  if values is not None:  # stored value v shows in its class's colour
+    png_colors = colors.copy()
+    png_colors[values[np.unique(labels)]] = colors[np.unique(labels)]
+  label_png = Image.fromarray(labels if values is None else values[labels], mode='P')
+  label_png.putpalette(png_colors.reshape(-1).tolist())
   path = os.path.join(out_dir, stem + '.png')
   label_png.save(path)
   side = visualize.side_by_side(image, visualize.overlay(image, labels, palette=colors))
@@ -117,24 +209,31 @@ def _stem(path: str, taken: set) -> str:
 
 def predict_files(probs_fn: ProbsFn, paths: list[str], out_dir: str,
                   config: ml_collections.ConfigDict, log=print) -> list[str]:
-  """Predicts each readable image of paths into out_dir; returns the label PNGs written."""
-  os.makedirs(out_dir, exist_ok=True)
-  written, taken = [], set()
+  """Predicts each readable image of paths into out_dir (made at the first one); returns the label
+  PNGs written. With predict.scores, also <stem>.npy: float32 [H, W, C] probabilities or logits."""
+  written, taken, predict = [], set(), config.predict
+  colors = palette.for_config(config.data)
+  values = stored_values(config.data) if predict.label_ids else None
+  kind = predict.scores
   for path in paths:
     image = load_image(path, log)
     if image is None:
       continue
     stem = _stem(path, taken)
     taken.add(stem)
-    written.append(write_prediction(out_dir, stem, image, predict_labels(probs_fn, image, config),
-                                    palette.for_config(config.data)))
+    probs = predict_probabilities(probs_fn, image, config)
+    os.makedirs(out_dir, exist_ok=True)
+    if kind:
+      np.save(os.path.join(out_dir, stem + '.npy'), scores(probs, kind))
+    labels_ = np.argmax(probs, -1).astype(np.uint8)
+    written.append(write_prediction(out_dir, stem, image, labels_, colors, values))
     log(f'  {path} -> {written[-1]}')
   return written
 
 
 def make_probs_fn(model, variables: dict, setting: inference.Setting, *,
                   crf_params: crf.CRFParams | None = None, mean=None, std=None) -> ProbsFn:
-  """A jitted [1, H, W, 3] -> [1, H, W, C] probability function (compiled once per input size).
+  """A jitted [B, H, W, 3] -> [B, H, W, C] probability function (compiled once per input shape).
 
   Args:
     crf_params: refine the probabilities with this dense CRF; padding (the mean pixel) is left out

@@ -11,6 +11,7 @@ import ml_collections
 
 from deeplab_jax import checkpoint, sharding
 from deeplab_jax.data import datasets, normalization, pipeline
+from deeplab_jax.errors import UserError
 from deeplab_jax.evaluate import evaluator, export, inference, predict
 from deeplab_jax.models.deeplab import build_model
 
@@ -56,41 +57,63 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, log=pri
   return all_results
 
 
-def _inference_model(config: ml_collections.ConfigDict):
-  return build_model(config, train=False,
-                     output_stride=evaluator.eval_output_stride(config))
+def inference_model(config: ml_collections.ConfigDict):
+  """The DeepLab module of config at the eval output stride, for inference."""
+  return build_model(config, train=False, output_stride=evaluator.eval_output_stride(config))
+
+
+def restore_for_inference(config: ml_collections.ConfigDict, workdir: str, log=print) -> tuple[dict, int]:
+  """(variables on the first local device, step) of config.eval.step (0: the latest) in workdir."""
+  return _restore(config, workdir, sharding.make_mesh(jax.local_devices()[:1]), log)
+
+
+def make_probs_fn(config: ml_collections.ConfigDict, variables: dict) -> predict.ProbsFn:
+  """predict's probability function of config: eval.scales/flip, model.eval_output_stride, crf."""
+  mean, std = normalization.mean_std(config.data)
+  return predict.make_probs_fn(inference_model(config), variables, evaluator.config_setting(config),
+                               crf_params=evaluator.config_crf(config), mean=mean, std=std)
 
 
 def predict_images(config: ml_collections.ConfigDict, workdir: str, log=print) -> list[str]:
   """Label PNGs + overlays of config.predict.input in config.predict.output_dir (or WORKDIR/predict)."""
   paths = predict.list_inputs(config.predict.input)
-  mesh = sharding.make_mesh(jax.local_devices()[:1])  # one image at a time: one device
-  variables, _ = _restore(config, workdir, mesh, log)
-  crf_params = evaluator.config_crf(config)
-  mean, std = normalization.mean_std(config.data)
-  probs_fn = predict.make_probs_fn(_inference_model(config), variables,
-                                   evaluator.config_setting(config), crf_params=crf_params,
-                                   mean=mean, std=std)
-  if crf_params:
-    log(f'Dense CRF on: {crf_params}')
+  predict.check_options(config)
+  variables, _ = restore_for_inference(config, workdir, log)  # one image at a time: one device
+  if config.crf.enabled:
+    log(f'Dense CRF on: {evaluator.config_crf(config)}')
   out_dir = config.predict.output_dir or os.path.join(workdir, 'predict')
-  written = predict.predict_files(probs_fn, paths, out_dir, config, log)
+  written = predict.predict_files(make_probs_fn(config, variables), paths, out_dir, config, log)
+  if not written:
+    raise UserError(f'None of the {len(paths)} file(s) of {config.predict.input} is a readable image '
+                    '(warnings above); nothing was written.')
   log(f'Wrote {len(written)} label PNG(s) and overlays to {out_dir} '
       f'({len(paths) - len(written)} file(s) skipped)')
   return written
 
 
 def export_model(config: ml_collections.ConfigDict, workdir: str, log=print) -> str:
-  """Serializes the inference function with its weights (jax.export) and returns the file's path."""
-  mesh = sharding.make_mesh(jax.local_devices()[:1])
-  variables, step = _restore(config, workdir, mesh, log)
+  """Serializes the inference function with its weights (jax.export, or ONNX for a path ending in
+  .onnx) and returns the file's path; the metadata goes to PATH.json."""
   e = config.export
-  infer = export.inference_function(_inference_model(config), variables,
+  height, width = export.input_size(config)
+  if e.output not in export.OUTPUTS:
+    raise UserError(f'Unknown export output {e.output!r} (config export.output); known: {export.OUTPUTS}.')
+  if not (height and width):  # 'taps' atrous convs compare sides with rates, which symbolic sides defeat
+    config = config.copy_and_resolve_references()
+    config.model.atrous_impl = 'dilation'
+  variables, step = restore_for_inference(config, workdir, log)
+  infer = export.inference_function(inference_model(config), variables,
                                     *normalization.mean_std(config.data), evaluator.config_setting(config),
                                     e.output)
-  exported = export.export(infer, e.image_size, e.batch_size, e.platforms)
-  path = export.save(exported, e.path or export.default_path(workdir, config, step),
-                     export.metadata(config, step))
+  path = e.path or export.default_path(workdir, config, step)
+  if path.endswith('.onnx'):
+    export.save_onnx(infer, path, height, width, e.batch_size, export.metadata(config, step))
+    log(f'Exported ONNX [{e.batch_size or "B"}, {height}, {width}, 3] -> {e.output} to {path} '
+        f'({export.metadata_path(path)})')
+    return path
+  exported = export.export(infer, height, width, e.batch_size, e.platforms,
+                           config.predict.pad_multiple, bool(config.model.upsample_align_corners))
+  path = export.save(exported, path, export.metadata(config, step))
   log(f'Exported {exported.in_avals[0]} -> {exported.out_avals[0]} for {exported.platforms} to {path} '
       f'(normalisation {config.data.normalization} inside; {export.metadata_path(path)})')
   return path

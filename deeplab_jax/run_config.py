@@ -1,0 +1,160 @@
+"""The config a run was made with, read back from WORKDIR/config.json, and checked when training resumes.
+
+`--mode=eval/predict/export --workdir=W` without --config loads W/config.json through `get_config`
+(a config file, `--config=deeplab_jax/run_config.py:W`, so `--config.x=y` overrides still apply), and
+`deeplab_jax.Segmenter.from_workdir` reads it with `load`. `check_resume` stops `--mode=train` from
+silently continuing a run under another config.
+"""
+import json
+import os
+import time
+
+import ml_collections
+
+from deeplab_jax.errors import UserError
+
+CONFIG_FILE = 'config.json'
+CHANGES_FILE = 'config_changes.json'
+# Fields that may change between the runs of one training: how long it runs, where the data lies,
+# and what eval/predict/export do afterwards. Any other change is reported.
+FREE_FIELDS = ('train.num_steps', 'data.root', 'data.sbd_root', 'data.num_parallel_calls',
+               'data.num_threads', 'eval.', 'predict.', 'export.')
+MODES = ('eval', 'predict', 'export')  # the modes that read the stored config without --config
+
+
+def path(workdir: str) -> str:
+  return os.path.join(workdir, CONFIG_FILE)
+
+
+def _tuples(value):
+  """JSON lists back to the tuples configs hold."""
+  return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _merge(config: ml_collections.ConfigDict, stored: dict) -> None:
+  """stored's values into config (base.py's tree, so override types stay those of base.py)."""
+  for key, value in stored.items():
+    current = config.get(key) if key in config else None
+    if isinstance(value, dict) and isinstance(current, ml_collections.ConfigDict):
+      _merge(current, value)
+      continue
+    value = _tuples(value)
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+      value = float(value)
+    try:
+      config[key] = value
+    except TypeError:  # the stored type differs from base.py's (a placeholder field): keep stored
+      del config[key]
+      config[key] = value
+
+
+def load(workdir: str) -> ml_collections.ConfigDict:
+  """WORKDIR/config.json as a ConfigDict over configs/base.py's fields (UserError if there is none)."""
+  file = path(workdir)
+  try:
+    with open(file) as f:
+      stored = json.load(f)
+  except FileNotFoundError:
+    raise UserError(f'{file} does not exist, so the run\'s config is unknown. Pass --workdir of a run '
+                    'made by --mode=train or deeplab_jax.convert, or pass --config too.') from None
+  except (OSError, ValueError) as e:
+    raise UserError(f'Cannot read {file}: {type(e).__name__}: {e}. Pass --config.') from e
+  try:
+    from configs import base
+    config = base.get_config()
+  except ImportError:  # the package without the repository's configs/: the stored tree alone
+    config = ml_collections.ConfigDict()
+  _merge(config, stored)
+  return config
+
+
+def get_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config-file entry point: `--config=deeplab_jax/run_config.py:WORKDIR`."""
+  return load(workdir)
+
+
+def _flag_value(argv: list[str], name: str) -> str | None:
+  """The value of --name=X or --name X in argv (the last one), or None."""
+  value = None
+  for i, arg in enumerate(argv):
+    if arg.startswith(f'--{name}='):
+      value = arg.split('=', 1)[1]
+    elif arg == f'--{name}' and i + 1 < len(argv):
+      value = argv[i + 1]
+  return value
+
+
+def with_stored_config(argv: list[str]) -> list[str]:
+  """argv, plus --config=<this file>:WORKDIR when an eval/predict/export command has no --config."""
+  if any(a == '--config' or a.startswith('--config=') for a in argv[1:]):
+    return argv
+  workdir, mode = _flag_value(argv[1:], 'workdir'), _flag_value(argv[1:], 'mode')
+  if not workdir or mode not in MODES:
+    return argv
+  return [*argv, f'--config={os.path.abspath(__file__)}:{workdir}']
+
+
+def _flat(tree: dict, prefix: str = '') -> dict:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flat(value, f'{prefix}{key}.'))
+    else:
+      flat[prefix + key] = _tuples(value)
+  return flat
+
+
+def differences(stored: dict, config: dict) -> dict:
+  """{field: (stored, now)} of the fields that differ, FREE_FIELDS left out."""
+  old, new = _flat(stored), _flat(config)
+  changed = {}
+  for field in sorted(set(old) | set(new)):
+    if any(field == f or (f.endswith('.') and field.startswith(f)) for f in FREE_FIELDS):
+      continue
+    if old.get(field, '<absent>') != new.get(field, '<absent>'):
+      changed[field] = (old.get(field, '<absent>'), new.get(field, '<absent>'))
+  return changed
+
+
+def _has_trained_checkpoint(workdir: str) -> bool:
+  """Whether WORKDIR/checkpoints holds a step after 0 (step 0 alone: converted or initial weights,
+  which a fine-tuning config is free to differ from)."""
+  directory = os.path.join(workdir, 'checkpoints')
+  return os.path.isdir(directory) and any(d.isdigit() and int(d) > 0 for d in os.listdir(directory))
+
+
+def check_resume(workdir: str, config: ml_collections.ConfigDict, accept: bool = False,
+                 log=print) -> None:
+  """Raises UserError listing the changed fields when training would resume under another config.
+
+  With accept, the change is appended to WORKDIR/config_changes.json instead (the new config then
+  becomes WORKDIR/config.json, written by training).
+  """
+  if not (_has_trained_checkpoint(workdir) and os.path.isfile(path(workdir))):
+    return
+  with open(path(workdir)) as f:
+    stored = json.load(f)
+  changed = differences(stored, json.loads(config.to_json()))
+  if not changed:
+    return
+  lines = '\n'.join(f'  {k}: {old!r} -> {new!r}' for k, (old, new) in changed.items())
+  if not accept:
+    raise UserError(f'{workdir} holds a run trained with another config; {len(changed)} field(s) differ '
+                    f'from {path(workdir)}:\n{lines}\nResume with the stored config (leave those '
+                    'overrides out), use a fresh --workdir, or pass --accept_config_change to go on '
+                    'under the new one (recorded in ' + os.path.join(workdir, CHANGES_FILE) + ').')
+  _record(workdir, changed)
+  log(f'Resuming under a changed config (recorded in {os.path.join(workdir, CHANGES_FILE)}):\n{lines}')
+
+
+def _record(workdir: str, changed: dict) -> None:
+  file = os.path.join(workdir, CHANGES_FILE)
+  history = []
+  if os.path.isfile(file):
+    with open(file) as f:
+      history = json.load(f)
+  history.append({'time': time.strftime('%Y-%m-%dT%H:%M:%S'),
+                  'changed': {k: {'stored': old, 'now': new} for k, (old, new) in changed.items()}})
+  with open(file + '.tmp', 'w') as f:
+    json.dump(history, f, indent=1, default=str)
+  os.replace(file + '.tmp', file)
