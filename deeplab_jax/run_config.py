@@ -91,7 +91,8 @@ def with_stored_config(argv: list[str]) -> list[str]:
   workdir, mode = _flag_value(argv[1:], 'workdir'), _flag_value(argv[1:], 'mode')
   if not workdir or mode not in MODES:
     return argv
-  return [*argv, f'--config={os.path.abspath(__file__)}:{workdir}']
+  # First: the --config.x=y overrides that follow apply to it.
+  return [argv[0], f'--config={os.path.abspath(__file__)}:{workdir}', *argv[1:]]
 
 
 def _flat(tree: dict, prefix: str = '') -> dict:

@@ -5,6 +5,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from deeplab_jax import checkpoint
 from deeplab_jax.errors import UserError
 from deeplab_jax.evaluate import inference, predict
 from tests.conftest import run_main
@@ -81,18 +82,77 @@ def test_missing_input_is_a_user_error(tmp_path):
     predict.list_inputs(str(tmp_path / 'nope'))
 
 
-def test_predict_mode_through_main(tiny, tmp_path):
+def test_predict_mode_through_main_reads_the_stored_config(tiny, tmp_path):
   config, _, variables = tiny
+  config.model.eval_output_stride = 8
+  checkpoint.prepare_workdir(str(tmp_path), config)  # as training leaves it: no --config needed
   save_checkpoint(str(tmp_path), config, variables, 4)
   folder = tmp_path / 'in'
   folder.mkdir()
   Image.fromarray(np.zeros((30, 41, 3), np.uint8)).save(folder / 'a.png')
   (folder / 'b.txt').write_text('not an image')
-  result = run_main('--mode=predict', '--config=configs/quickstart.py', f'--workdir={tmp_path}',
-                    f'--config.predict.input={folder}', '--config.model.resnet.width=8',
-                    '--config.model.aspp_features=16', '--config.model.eval_output_stride=8',
-                    timeout=300)
+  result = run_main('--mode=predict', f'--workdir={tmp_path}', f'--config.predict.input={folder}',
+                    '--config.predict.scores=probabilities', timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'step 4' in result.stdout and 'b.txt' in result.stdout
-  assert sorted(os.listdir(tmp_path / 'predict')) == ['a.png', 'a_overlay.png']
+  assert sorted(os.listdir(tmp_path / 'predict')) == ['a.npy', 'a.png', 'a_overlay.png']
   assert Image.open(tmp_path / 'predict' / 'a.png').size == (41, 30)
+  probs = np.load(tmp_path / 'predict' / 'a.npy')
+  assert probs.shape == (30, 41, config.data.num_classes) and probs.dtype == np.float32
+  np.testing.assert_allclose(probs.sum(-1), 1, atol=1e-5)
+
+
+def test_bad_requests_through_main_are_one_line(tiny, tmp_path):
+  config, _, variables = tiny
+  checkpoint.prepare_workdir(str(tmp_path), config)
+  save_checkpoint(str(tmp_path), config, variables, 4)
+  (tmp_path / 'notes.txt').write_text('not an image')
+  cases = {('--mode=predict', f'--config.predict.input={tmp_path}/notes.txt'): 'is a readable image',
+           ('--mode=predict', f'--config.predict.input={tmp_path}/notes.txt', '--config.eval.step=7'):
+           'No checkpoint for step 7',
+           ('--mode=export', '--config.export.image_size=0', '--config.eval.scales=(0.5,1.0)'):
+           'symbolic export size needs'}
+  for args, message in cases.items():
+    result = run_main(*args, f'--workdir={tmp_path}', timeout=120)
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert 'Traceback' not in result.stderr
+  assert sorted(os.listdir(tmp_path)) == ['checkpoints', 'config.json', 'notes.txt']
+
+
+def test_bucketed_sides_are_few_and_close():
+  for aligned in (False, True):
+    sides = [predict.padded_side(s, 64, aligned) for s in range(1, 1025)]
+    assert all(p >= s and (p - aligned) % 64 == 0 for s, p in zip(range(1, 1025), sides))
+    assert all(p <= max(1.5 * (s + 64), 64 + aligned) for s, p in zip(range(1, 1025), sides))
+    assert len(set(sides)) == 8  # 1, 2, 3, 4, 6, 8, 12, 16 times 64 (+ 1)
+    plain = {predict.padded_side(s, 64, aligned, bucketed=False) for s in range(1, 1025)}
+    assert len(plain) == 16
+
+
+def test_a_folder_of_mixed_photo_sizes_compiles_a_few_shapes():
+  """Distinct padded shapes (one compile each) of 100 photo sizes below predict.max_size."""
+  rng = np.random.default_rng(0)
+  sizes = [(int(h), int(w)) for h, w in rng.integers(200, 1025, (100, 2))]
+  shapes = lambda bucketed: {(predict.padded_side(h, 64, True, bucketed),  # noqa: E731
+                              predict.padded_side(w, 64, True, bucketed)) for h, w in sizes}
+  assert (len(shapes(False)), len(shapes(True))) == (75, 23)
+
+
+def test_label_ids_and_scores(tiny, tmp_path):
+  config, model, variables = tiny
+  config.data.dataset, config.data.num_classes = 'cityscapes', 19
+  values = predict.stored_values(config.data)
+  assert values[0] == 7 and values[1] == 8 and values[18] == 33  # road, sidewalk, bicycle
+  config, model, variables = tiny
+  config.predict.label_ids, config.predict.scores = True, 'logits'
+  config.data.label_map = 'identity'
+  Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / 'a.png')
+  probs_fn = predict.make_probs_fn(model, variables, inference.Setting())
+  predict.predict_files(probs_fn, [str(tmp_path / 'a.png')], str(tmp_path / 'out'), config, lambda _: None)
+  logits = np.load(tmp_path / 'out' / 'a.npy')
+  np.testing.assert_allclose(np.exp(logits).sum(-1), 1, atol=1e-5)
+  with Image.open(tmp_path / 'out' / 'a.png') as png:
+    np.testing.assert_array_equal(np.asarray(png), logits.argmax(-1))  # identity map: ids are classes
+  config.predict.scores = 'logit'
+  with pytest.raises(UserError, match='Unknown predict.scores'):
+    predict.check_options(config)
