@@ -26,8 +26,9 @@ def backbone_features(config, kind, state, output_stride, image):
   """{'conversion', feature name -> [B, h, w, C]} of config's backbone on the converted state."""
   variables, conversion = convert_variables(config, state, kind, log=lambda _: None)
   backbone = build_backbone(config.model, output_stride)
-  features = jax.jit(backbone.apply)({'params': variables['params']['backbone'],
-                                      'batch_stats': variables['batch_stats']['backbone']}, nhwc(image))
+  backbone_variables = {c: variables[c]['backbone'] for c in ('params', 'batch_stats')
+                        if 'backbone' in variables[c]}  # VGG-16 has no BatchNorm
+  features = jax.jit(backbone.apply)(backbone_variables, nhwc(image))
   return conversion, features
 
 
