@@ -293,7 +293,7 @@ class OurSide:
     # The trainer's initialisers drawn from an 'rbg' key: the same distributions, and an init program
     # that compiles several times faster on XLA:CPU (step.init_key).
     self.state = loop.init_state(config, self.mesh, jax.random.key(config.seed, impl='rbg'))
-    self.batches = pipeline.train_batches(split, config.data, config.seed, batch)
+    self.batches = pipeline.train_batches(split, config.data, config.seed, batch, as_uint8=True)
     options = steps.step_options(config, optimizer.poly_schedule(config.train))
     start = time.perf_counter()
     first = next(self.batches)

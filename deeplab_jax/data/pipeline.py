@@ -103,9 +103,9 @@ def _load(split: Split, index, data: ml_collections.ConfigDict):
                          table, data.ignore_label, data.skip_bad_examples, mean)
 
 
-def _example(image, label, problem, index, include_index: bool) -> dict:
-  """The batch element: normalised image, int32 label, and what the loader found wrong ('' if nothing)."""
-  example = {'image': image, 'label': tf.cast(label, tf.int32), 'problem': problem}
+def _example(image, label, problem, index, include_index: bool, label_dtype=tf.int32) -> dict:
+  """The batch element: image, label, and what the loader found wrong ('' if nothing)."""
+  example = {'image': image, 'label': tf.cast(label, label_dtype), 'problem': problem}
   if include_index:
     example['index'] = tf.cast(index, tf.int32)
   return example
@@ -138,7 +138,7 @@ def permuted_index(i, n: int, key):
 
 
 def _train_example(position, split: Split, data: ml_collections.ConfigDict, seed: int,
-                   include_index: bool):
+                   include_index: bool, as_uint8: bool):
   n = len(split)
   index = permuted_index(position % n, n, tf.stack([tf.cast(seed, tf.int64), position // n]))
   image, label, problem = _load(split, index, data)
@@ -146,20 +146,23 @@ def _train_example(position, split: Split, data: ml_collections.ConfigDict, seed
   mean, std = normalization.mean_std(data)
   image, label = transforms.scale_pad_crop(image, label, seeds[:2], data.crop_size,
                                            (data.min_scale, data.max_scale, data.scale_step), mean, std,
-                                           data.ignore_label)
+                                           data.ignore_label, as_uint8)
   if data.flip:
     image, label = transforms.random_flip(image, label, seeds[2])
-  return _example(image, label, problem, index, include_index)
+  return _example(image, label, problem, index, include_index, tf.uint8 if as_uint8 else tf.int32)
 
 
 def train_batches(split: Split, data: ml_collections.ConfigDict, seed: int, global_batch: int,
-                  start_step: int = 0, shard: Shard = Shard(), include_index: bool = False) -> Batches:
+                  start_step: int = 0, shard: Shard = Shard(), include_index: bool = False,
+                  as_uint8: bool = False) -> Batches:
   """Endless local batches {'image': [L, S, S, 3] float32, 'label': [L, S, S] int32} from start_step.
 
-  include_index adds 'index' [L] int32, each example's position in split.
+  include_index adds 'index' [L] int32, each example's position in split. as_uint8 gives uint8 images
+  (in [0, 255], not normalised) and uint8 labels, a quarter of the bytes, for a train step that
+  normalises on the device (steps.train_step does so for uint8 images).
   """
   dataset = _positions(start_step, None, global_batch, shard)
-  dataset = dataset.map(lambda g: _train_example(g, split, data, seed, include_index),
+  dataset = dataset.map(lambda g: _train_example(g, split, data, seed, include_index, as_uint8),
                         num_parallel_calls=data.num_parallel_calls, deterministic=True)
   return Batches(_with_options(dataset, data).batch(shard.local_batch(global_batch), drop_remainder=True))
 

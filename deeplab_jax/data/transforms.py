@@ -44,7 +44,7 @@ def _scale(seed, min_scale: float, max_scale: float, step: float):
 
 
 def scale_pad_crop(image, label, seeds, size: int, scales: tuple[float, float, float], mean, std,
-                   ignore_label: int):
+                   ignore_label: int, as_uint8: bool = False):
   """Random scale, normalise, pad to size (image: mean pixel, label: ignore), random size x size crop.
 
   Only the source window that the crop can cover is resized: at scale 2 that is a quarter of the image,
@@ -55,9 +55,13 @@ def scale_pad_crop(image, label, seeds, size: int, scales: tuple[float, float, f
     image: [H, W, 3] uint8; label: [H, W] uint8.
     seeds: two stateless seeds, for the scale and the crop offset.
     scales: (min_scale, max_scale, step).
+    as_uint8: leave the image in [0, 255], rounded to uint8 and padded with the rounded mean pixel, for
+      the train step to normalise on the device (a quarter of the bytes to send; the rounding moves a
+      pixel by at most 0.5 / 255 of the range).
 
   Returns:
-    (image [size, size, 3] float32 normalised by (mean, std), label [size, size] uint8).
+    (image [size, size, 3] float32 normalised by (mean, std), or uint8 if as_uint8;
+     label [size, size] uint8).
   """
   scale = _scale(seeds[0], *scales)
   source = tf.shape(label)
@@ -67,8 +71,13 @@ def scale_pad_crop(image, label, seeds, size: int, scales: tuple[float, float, f
   image = image[top:top + window[0], left:left + window[1]]
   label = label[top:top + window[0], left:left + window[1]]
   scaled = tf.cast(tf.round(tf.cast(window, tf.float32) * scale), tf.int32)
-  image = normalize(tf.image.resize(tf.cast(image, tf.float32), scaled, 'bilinear'), mean, std)
+  image = tf.image.resize(tf.cast(image, tf.float32), scaled, 'bilinear')
   label = tf.image.resize(label[..., None], scaled, 'nearest')[..., 0]
+  if as_uint8:
+    image, label = pad_to_size(image, label, size, size, tuple(np.round(mean)), ignore_label)
+    image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    return image[:size, :size], label[:size, :size]
+  image = normalize(image, mean, std)
   # Normalised, the mean pixel is 0: pad with zeros, once.
   image, label = pad_to_size(image, label, size, size, (0.0, 0.0, 0.0), ignore_label)
   return image[:size, :size], label[:size, :size]

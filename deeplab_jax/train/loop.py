@@ -203,7 +203,7 @@ def _train(run: Run, state, train_split, *, dropout_rng: jax.Array, run_eval: Ca
   config, checkpointer, writer, log = run.config, run.checkpointer, run.writer, run.log
   train, start = config.train, int(state.step)
   batches = pipeline.train_batches(train_split, config.data, config.seed, train.batch_size, start,
-                                   run.shard)
+                                   run.shard, as_uint8=True)
   front = make_front(config, run.mesh)
   progress, collected, stop = Progress(train.num_steps), None, StopRequest()
   profile = Profile(tuple(train.profile_steps), run.workdir)

@@ -21,6 +21,7 @@ import numpy as np
 import optax
 
 from deeplab_jax import sharding
+from deeplab_jax.data import normalization
 from deeplab_jax.errors import UserError
 from deeplab_jax.models import layers
 from deeplab_jax.train import losses
@@ -42,11 +43,14 @@ class StepOptions:
   aux_loss_weight: float = 0.5  # weight of the auxiliary head's loss, when the model has one
   upsample_logits: bool = True  # False: the model's logits stay on their grid; labels are subsampled to it
   top_k_scope: str = 'batch'  # 'batch': the official top-k over the flattened batch; or 'image'
+  image_mean: tuple[float, ...] = (0.0, 0.0, 0.0)  # normalisation of uint8 batches, on the device
+  image_std: tuple[float, ...] = (1.0, 1.0, 1.0)
 
 
 def step_options(config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule) -> StepOptions:
   """The StepOptions of a config (axis_name stays None: the pmap front sets it)."""
   train = config.train
+  mean, std = normalization.mean_std(config.data)
   weights = tuple(train.class_weights) or None
   if weights is not None and len(weights) != config.data.num_classes:
     raise UserError(f'train.class_weights has {len(weights)} values; data.num_classes is '
@@ -57,7 +61,7 @@ def step_options(config: ml_collections.ConfigDict, learning_rate_fn: optax.Sche
   return StepOptions(config.data.ignore_label, learning_rate_fn, train.grad_accum_steps, weights,
                      train.top_k_percent, train.hard_mining_steps, None, train.aux_loss_weight,
                      upsample_logits=train.upsample_logits,
-                     top_k_scope=train.top_k_scope)
+                     top_k_scope=train.top_k_scope, image_mean=mean, image_std=std)
 
 
 def _psum(x, axis_name):
@@ -74,6 +78,16 @@ def _labels_on_logit_grid(state: TrainState, batch: dict, rng: jax.Array) -> jax
   return layers.resize_labels_nearest(batch['label'], grid)
 
 
+def device_batch(batch: dict, options: StepOptions) -> dict:
+  """A uint8 batch (as pipeline.train_batches(as_uint8=True) sends it) normalised here, on the device:
+  float32 (image - mean) / std and int32 labels. A float batch passes unchanged."""
+  if batch['image'].dtype != jnp.uint8:
+    return batch
+  image = (batch['image'].astype(jnp.float32) - jnp.asarray(options.image_mean, jnp.float32)) / (
+      jnp.asarray(options.image_std, jnp.float32))
+  return dict(batch, image=image, label=batch['label'].astype(jnp.int32))
+
+
 def _micro_batches(batch: dict, n: int) -> dict:
   """[B, ...] -> [n, B / n, ...]; micro-batch i holds examples i, i + n, ... so that each device's
   share of the batch (contiguous under both fronts) splits evenly across micro-batches."""
@@ -84,12 +98,15 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *,
                options: StepOptions) -> tuple[TrainState, dict]:
   """One SGD step on batch {'image': [B, H, W, 3], 'label': [B, H, W]}; returns (state, metrics).
 
+  A uint8 image batch is normalised first, by options.image_mean / image_std (device_batch).
+
   The batch is split into options.grad_accum_steps micro-batches run one after another (BatchNorm
   statistics too: they update once per micro-batch). Each part's mean loss is weighted by its pixel
   count over the total, so the summed gradient is that of the mean loss over the whole (global) batch.
   metrics['finite'] is False when the loss or a gradient is inf or NaN.
   """
   axis = options.axis_name
+  batch = device_batch(batch, options)
   rng = jax.random.fold_in(rng, state.step)  # dropout depends on the step only: resumes are exact
   if axis:
     rng = jax.random.fold_in(rng, jax.lax.axis_index(axis))

@@ -5,7 +5,7 @@ from PIL import Image
 import pytest
 from scipy.ndimage import binary_erosion
 
-from deeplab_jax.data import datasets, pipeline, synthetic, voc
+from deeplab_jax.data import datasets, normalization, pipeline, synthetic, voc
 from deeplab_jax.data.split import Split
 from deeplab_jax.errors import UserError
 from tests.conftest import tiny_config
@@ -247,3 +247,19 @@ def test_cityscapes_configs_evaluate_on_the_official_canvas():
   import importlib
   for name in ('v3_cityscapes', 'v3plus_cityscapes'):
     assert importlib.import_module(f'configs.{name}').get_config().data.eval_size == (1025, 2049)
+
+
+def test_uint8_stream_normalised_equals_the_float_stream_within_rounding(synthetic_root):
+  data = data_config(synthetic_root)
+  split = voc.read_split(synthetic_root, 'train')
+  mean, std = normalization.mean_std(data)
+  floats = next(pipeline.train_batches(split, data, seed=7, global_batch=4))
+  raw = next(pipeline.train_batches(split, data, seed=7, global_batch=4, as_uint8=True))
+  assert raw['image'].dtype == np.uint8 and raw['label'].dtype == np.uint8
+  np.testing.assert_array_equal(raw['label'], floats['label'])
+  restored = (raw['image'].astype(np.float32) - np.float32(mean)) / np.float32(std)
+  # Rounding to uint8 moves a pixel by <= 0.5 (resized pixels) or |mean - round(mean)| (padding).
+  bound = np.max(np.maximum(0.5, np.abs(np.float32(mean) - np.round(mean))) / np.float32(std))
+  error = np.abs(restored - floats['image'])
+  assert error.max() <= bound + 1e-5
+  assert np.abs(raw['image'].astype(np.float32) / 255 - 0.5).max() > 0.3  # not a constant image

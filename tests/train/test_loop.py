@@ -68,7 +68,7 @@ def test_a_planted_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path
   def with_nan_at_step_5(*args, **kwargs):
     for i, batch in enumerate(real(*args, **kwargs)):
       if i == 4:
-        batch['image'] = batch['image'].copy()
+        batch['image'] = batch['image'].astype(np.float32)  # uint8 holds no NaN
         batch['image'][0, 0, 0, 0] = np.nan
       yield batch
 

@@ -101,3 +101,35 @@ def test_loss_on_the_logit_grid_uses_labels_subsampled_by_the_stride():
   expected = -np.take_along_axis(log_probs, np.where(valid, labels, 0)[..., None], -1)[..., 0][valid].mean()
   _, _, step_metrics = run_one_step(jax.devices()[:1], batch, config)
   np.testing.assert_allclose(step_metrics['loss'], expected, rtol=1e-5)
+
+
+def test_a_uint8_batch_is_normalised_on_the_device_as_the_pipeline_would():
+  config = tiny_config()
+  config.model.dropout_rate = 0.0
+  mean, std = np.float32([120.0, 110.0, 100.0]), np.float32([60.0, 55.0, 50.0])
+  config.data.mean, config.data.std = tuple(mean), tuple(std)
+  rng = np.random.default_rng(3)
+  raw = {'image': rng.integers(0, 256, size=(2, 48, 48, 3)).astype(np.uint8),
+         'label': rng.integers(0, 6, size=(2, 48, 48)).astype(np.uint8)}
+  normalised = {'image': (raw['image'].astype(np.float32) - mean) / std,
+                'label': raw['label'].astype(np.int32)}
+  params_raw, stats_raw, metrics_raw = run_one_step(jax.devices()[:1], raw, config)
+  params, stats, step_metrics = run_one_step(jax.devices()[:1], normalised, config)
+  np.testing.assert_allclose(metrics_raw['loss'], step_metrics['loss'], rtol=1e-6)
+  options = steps.step_options(config, optimizer.poly_schedule(config.train))
+  on_device = jax.device_get(jax.jit(lambda b: steps.device_batch(b, options))(raw))
+  assert on_device['label'].dtype == np.int32
+  np.testing.assert_array_equal(on_device['label'], normalised['label'])
+  np.testing.assert_allclose(on_device['image'], normalised['image'], rtol=0, atol=1e-6)
+  # numpy's (x - mean) / std and XLA's differ in the last bit, which one step's BatchNorm statistics
+  # amplify to ~3e-4 of their largest magnitude: each leaf is held to 1e-3 of it.
+  def close(a, b):
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-3 * np.abs(b).max())
+  jax.tree.map(close, stats_raw, stats)
+  # As between devices above: the same parameters up to float summation order.
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5), params_raw, params)
+  # Unnormalised pixels would give other BatchNorm statistics: the match above is not vacuous.
+  unnormalised = dict(normalised, image=raw['image'].astype(np.float32))
+  _, stats_wrong, _ = run_one_step(jax.devices()[:1], unnormalised, config)
+  first = lambda tree: jax.tree.leaves(tree)[0]  # noqa: E731
+  assert np.abs(first(stats_wrong) - first(stats)).max() > 1e-2 * np.abs(first(stats)).max()
