@@ -185,7 +185,7 @@ def get_config() -> ml_collections.ConfigDict:
   export.image_size = 513  # exported input is uint8 [B, image_size, image_size, 3]; OS * k + 1
   # 0 = symbolic: any side pad_multiple * k (+ 1 with model.upsample_align_corners)
   export.height = 0  # rectangular input: [B, height, width, 3]; 0 = image_size
-  export.width = 0
+  export.width = 0  # 0 = image_size
   export.batch_size = 0  # fixed batch size; 0 = symbolic (any batch)
   export.output = 'labels'  # 'labels' (int32 [B, H, W]) or 'probabilities' (float32 [B, H, W, C])
   export.platforms = ()  # e.g. ('cpu', 'cuda'); () = the platform this runs on
