@@ -8,18 +8,19 @@ the official code needs TF1 graph mode, which must not leak into the test proces
 
 Conditioning: run_official's random network with BatchNorm calibrated on the input batch is chaotic at
 depth (a 1-ulp change of the input moves ResNet-101's logits by ~1 %, Xception-65's by ~0.2 %), so no
-float32 implementation can match it to 1e-4. Two changes, both before the official calibration and
-inside the official graph's own variables, make it well conditioned while every layer still shapes the
-logits: the last BatchNorm of every residual branch has its gamma scaled by RESIDUAL_GAMMA (the
-"zero-init residual" practice: each unit starts near the identity), and the image-pooling BatchNorm,
-whose statistics come from only as many pooled vectors as the batch has images, gets its moving
-variance raised by IMAGE_POOLING_VARIANCE.
+float32 implementation can match it to 1e-4. Two changes to the official graph's own variables make it
+well conditioned while every layer still shapes the logits: before the official calibration, the last
+BatchNorm of every residual branch has its gamma scaled by RESIDUAL_GAMMA (the "zero-init residual"
+practice: each unit starts near the identity); after it, the image-pooling BatchNorm, whose statistics
+come from only as many pooled vectors as the batch has images, gets its moving variance raised by
+IMAGE_POOLING_VARIANCE. With them ResNet-101's logits match to ~1e-5, and still vary with the input as
+much as before (input-dependent std ~0.08 of logits of std ~0.12).
 """
 import json
 import os
 import sys
 
-RESIDUAL_GAMMA = 0.2
+RESIDUAL_GAMMA = 0.1
 IMAGE_POOLING_VARIANCE = 100.0
 # The BatchNorm closing a residual branch: resnet_v1 bottleneck conv3, Xception module separable_conv3
 # (pointwise), MobileNetV2 project (the non-residual units' too: the next BatchNorm renormalises).
