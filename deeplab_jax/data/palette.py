@@ -27,3 +27,17 @@ def for_config(data) -> np.ndarray:
       raise UserError(f'data.palette must be RGB triples in 0..255 (at most 256), got {data.palette!r}')
     palette[:len(colors)] = colors
   return palette
+
+
+def decode_colors(rgb: np.ndarray, colors: np.ndarray) -> tuple[np.ndarray, list]:
+  """(stored values [H, W] uint8, the RGB triples of rgb [H, W, 3] that colors [K, 3] lacks).
+
+  A colour listed twice decodes to its first row.
+  """
+  codes = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+  known = (colors[:, 0].astype(np.int32) << 16) | (colors[:, 1].astype(np.int32) << 8) | colors[:, 2]
+  unique, first = np.unique(known, return_index=True)
+  found = np.minimum(np.searchsorted(unique, codes), len(unique) - 1)
+  missing = unique[found] != codes
+  lacking = [tuple(int(c >> s) & 255 for s in (16, 8, 0)) for c in np.unique(codes[missing])]
+  return first[found].astype(np.uint8), lacking

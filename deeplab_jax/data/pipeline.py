@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from deeplab_jax.data import labels, normalization, sizes, transforms
+from deeplab_jax.data import labels, normalization, palette, sizes, transforms
 from deeplab_jax.data.split import Split
 from deeplab_jax.errors import UserError
 
@@ -100,7 +100,7 @@ def _load(split: Split, index, data: ml_collections.ConfigDict):
   table = labels.label_table(split.label_map, data.num_classes, data.ignore_label)
   mean, _ = normalization.mean_std(data)
   return transforms.load(tf.constant(split.image_paths)[index], tf.constant(split.label_paths)[index],
-                         table, data.ignore_label, data.skip_bad_examples, mean)
+                         table, data.ignore_label, data.skip_bad_examples, mean, palette.for_config(data))
 
 
 def _example(image, label, problem, index, include_index: bool, label_dtype=tf.int32) -> dict:
@@ -155,7 +155,9 @@ def _train_example(position, split: Split, data: ml_collections.ConfigDict, seed
 def train_batches(split: Split, data: ml_collections.ConfigDict, seed: int, global_batch: int,
                   start_step: int = 0, shard: Shard = Shard(), include_index: bool = False,
                   as_uint8: bool = False) -> Batches:
-  """Endless local batches {'image': [L, S, S, 3] float32, 'label': [L, S, S] int32} from start_step.
+  """Endless local batches {'image': [L, H, W, 3] float32, 'label': [L, H, W] int32} from start_step.
+
+  (H, W) is data.crop_size: a side (square) or (height, width).
 
   include_index adds 'index' [L] int32, each example's position in split. as_uint8 gives uint8 images
   (in [0, 255], not normalised) and uint8 labels, a quarter of the bytes, for a train step that

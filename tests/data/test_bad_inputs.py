@@ -24,7 +24,8 @@ def folder_with(tmp_path, bad: str):
   elif bad == 'values':
     miniatures.save_label(str(label), miniatures.stripes((0, 1, 9)))
   elif bad == 'rgb':
-    miniatures.save_image(str(label), np.zeros((miniatures.H, miniatures.W, 3), np.uint8) + 128)
+    colour = np.zeros((miniatures.H, miniatures.W, 3)) + (7, 8, 9)
+    miniatures.save_image(str(label), colour.astype(np.uint8))
   data = tiny_config(str(tmp_path)).data
   data.dataset, data.num_classes, data.train_split, data.label_dir = 'folder', 2, 'train', 'labels'
   return data, datasets.read_split(data, 'train')
@@ -34,8 +35,9 @@ def folder_with(tmp_path, bad: str):
     ('corrupt', r'c\.jpg: corrupt or unreadable image'),
     ('size', r'c\.png: label is 30x56 \(HxW\) but its image c\.jpg is 40x56'),
     ('values', r'c\.png: label values \[9\] are neither a class nor the ignore label \(valid stored '
-               r'values: 0\.\.1, 255\)'),
-    ('rgb', r'c\.png: label has mode RGB, a colour-coded RGB mask'),
+               r'values: 0\.\.1, 255; map them with data.label_map'),
+    ('rgb', r'c\.png: label is a colour-coded RGB mask with 1 colour\(s\) not in data.palette, e.g. '
+            r'\[\(7, 8, 9\)\]'),
 ])
 def test_bad_input_is_an_error_naming_the_file(tmp_path, bad, message):
   data, split = folder_with(tmp_path, bad)

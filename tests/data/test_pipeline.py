@@ -121,13 +121,20 @@ def test_eval_batches_pad_with_ignore_and_cover_every_image_once(synthetic_root)
   assert valid == sizes  # every pixel of each image, none of the padding
 
 
-def test_rgb_mask_is_refused_with_its_path(tmp_path, synthetic_root):
+def test_rgb_mask_in_the_palette_decodes_as_its_indices(tmp_path, synthetic_root):
   split = voc.read_split(synthetic_root, 'val')
-  bad = tmp_path / 'rgb.png'
-  Image.open(split.label_paths[0]).convert('RGB').save(bad)
-  broken = Split('val', split.image_paths[:1], (str(bad),))
-  with pytest.raises(UserError, match='rgb.png.*RGB'):
-    next(pipeline.eval_batches(broken, data_config(synthetic_root), global_batch=1))
+  rgb = tmp_path / 'rgb.png'
+  Image.open(split.label_paths[0]).convert('RGB').save(rgb)  # VOC colours: the default data.palette
+  data = data_config(synthetic_root)
+  as_rgb = Split('val', split.image_paths[:1], (str(rgb),))
+  decoded = next(pipeline.eval_batches(as_rgb, data, global_batch=1))['label'][0]
+  indexed = next(pipeline.eval_batches(Split('val', split.image_paths[:1], split.label_paths[:1]), data,
+                                       global_batch=1))['label'][0]
+  np.testing.assert_array_equal(decoded, indexed)
+  data.palette = ((1, 2, 3),) * 6  # colours the mask does not use: the one error, naming the file
+  with pytest.raises(UserError, match=r'rgb.png: label is a colour-coded RGB mask with \d+ colour\(s\) '
+                                      r'not in data.palette'):
+    next(pipeline.eval_batches(as_rgb, data, global_batch=1))
 
 
 def _position_coded(tmp_path):
