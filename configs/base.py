@@ -16,7 +16,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0  # initialisation, dropout and the training data order all derive from it
 
   config.data = data = ml_collections.ConfigDict()
-  data.dataset = 'voc'  # voc | cityscapes | ade20k | folder (any labelled images) | synthetic (generated)
+  data.dataset = 'voc'  # voc | cityscapes | ade20k | folder (any labelled images) | synthetic | tfds
   data.root = 'data/VOCdevkit/VOC2012'  # folder holding JPEGImages/, <label_dir>/, ImageSets/Segmentation/
   data.label_dir = 'SegmentationClass'  # label PNGs (class index per pixel); folder dataset: labels folder
   data.image_dir = 'images'  # folder dataset only: images folder under root (labels: label_dir)
@@ -24,12 +24,15 @@ def get_config() -> ml_collections.ConfigDict:
   data.train_split = 'train_aug'  # train_aug = VOC train + SBD train/val - VOC val: 10,582 images
   data.eval_split = 'val'  # 1,449 images
   data.expect_counts = True  # require the official split sizes (voc, cityscapes, ade20k); False for subsets
-  data.label_map = ''  # stored label value -> class: '' = the dataset's own, identity | cityscapes | ade20k
+  # stored label value -> class: '' = the dataset's own; identity | cityscapes | ade20k | reduce_zero_label
+  # (0 = ignore, 1..N -> 0..N-1), or a mapping such as '0:0,255:1' (ranges 'a-b:c-d', '*:ignore')
+  data.label_map = ''
   data.skip_bad_examples = False  # True: a bad file becomes an all-ignore example, counted, not an error
   data.num_classes = 21
   data.class_names = VOC_CLASSES
   data.ignore_label = 255  # pixels with this label count in neither loss nor metrics
-  data.crop_size = 513  # training crop, square; OS * k + 1 with corner-aligned resizing
+  # training crop: a side (square) or (height, width); OS * k + 1 with corner-aligned resizing
+  data.crop_size = ml_collections.FieldReference(513, field_type=object)
   # eval images are padded (not resized) to this canvas: a side (square) or (height, width), OS * k + 1;
   # VOC's largest side is 500
   data.eval_size = ml_collections.FieldReference(513, field_type=object)
@@ -40,9 +43,16 @@ def get_config() -> ml_collections.ConfigDict:
   data.mean = (123.675, 116.28, 103.53)  # per-channel RGB mean (ImageNet); images are padded with the mean
   data.std = (58.395, 57.12, 57.375)  # per-channel RGB std (ImageNet, torchvision convention)
   data.normalization = 'imagenet'  # 'imagenet': (x - mean) / std below; 'inception': [-1, 1] (Xception)
-  data.palette = ()  # RGB triples per class for visualisation; () = the PASCAL VOC colour map
+  # RGB triples per class for pictures and for decoding colour-coded RGB label masks (row k = stored
+  # value k); () = the PASCAL VOC colour map
+  data.palette = ()
   data.num_parallel_calls = -1  # tf.data parallelism; -1 = AUTOTUNE
   data.num_threads = 0  # > 0: a private tf.data thread pool of this size; 0 = TensorFlow's shared one
+  # data.dataset='tfds': any prepared tfds segmentation dataset (data.tfds_builder writes ours)
+  data.tfds_name = ''  # e.g. 'deeplab_segmentation/my_data' or a catalogue name such as 'cityscapes'
+  data.tfds_data_dir = ''  # where it was prepared (local or gs://); '' = tfds' default
+  data.tfds_image_key = 'image'  # the feature holding the RGB image
+  data.tfds_label_key = 'label'  # the feature holding the label (stored values, as data.label_map reads)
   data.synthetic = synthetic = ml_collections.ConfigDict()
   synthetic.num_train = 400  # images generated for the 'train' split
   synthetic.num_val = 80  # images generated for the 'val' split
