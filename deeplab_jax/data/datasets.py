@@ -2,8 +2,9 @@
 import os
 
 import ml_collections
+import numpy as np
 
-from deeplab_jax.data import ade20k, cityscapes, folder, synthetic, voc
+from deeplab_jax.data import ade20k, cityscapes, folder, labels, palette, reading, synthetic, voc
 from deeplab_jax.data.split import Split
 from deeplab_jax.errors import UserError
 
@@ -53,15 +54,39 @@ def check_size(data_cfg: ml_collections.ConfigDict, split: Split) -> None:
                     '--config.data.expect_counts=False to use a subset on purpose.')
 
 
-def load_splits(data_cfg: ml_collections.ConfigDict, log=print,
-                check_sizes: bool = True) -> tuple[Split, Split]:
+def load_splits(data_cfg: ml_collections.ConfigDict, log=print, check_sizes: bool = True,
+                check_labels: bool = True) -> tuple[Split, Split]:
   """(train, eval) splits of data_cfg.dataset; the synthetic dataset is generated on first use.
 
-  check_sizes=False leaves the official-size check (check_size) to the caller.
+  check_sizes=False leaves the official-size check (check_size) to the caller. check_labels reads a
+  sample of the training labels and logs '!!' warnings (labels.warnings) for a label map that looks
+  wrong, e.g. a binary 0/255 mask whose foreground would be ignored.
   """
   if data_cfg.dataset == 'synthetic':
     synthetic.ensure(data_cfg.root, log=log, **data_cfg.synthetic.to_dict())
   splits = read_split(data_cfg, data_cfg.train_split), read_split(data_cfg, data_cfg.eval_split)
   for split in splits if check_sizes else ():
     check_size(data_cfg, split)
+  for line in sample_warnings(data_cfg, splits[0]) if check_labels else ():
+    log(f'{line} (from {min(SAMPLE, len(splits[0]))} sampled labels of {splits[0].name}; '
+        '--mode=inspect_data reads them all)')
   return splits
+
+
+SAMPLE = 16  # training labels read at the start for sample_warnings
+
+
+def sample_warnings(data_cfg: ml_collections.ConfigDict, split: Split) -> list[str]:
+  """labels.warnings of SAMPLE labels spread over split (unreadable ones are left to the pipeline)."""
+  if not getattr(split, 'label_paths', None):
+    return []
+  table = labels.label_table(split.label_map, data_cfg.num_classes, data_cfg.ignore_label)
+  counts, colors = np.zeros(256, np.int64), palette.for_config(data_cfg)
+  for i in np.unique(np.linspace(0, len(split) - 1, min(SAMPLE, len(split))).round().astype(int)):
+    try:
+      raw = reading.read_raw_label(split.label_paths[i], colors=colors)
+    except reading.BadExample:
+      continue
+    if raw.min() >= 0 and raw.max() <= 255:
+      counts += np.bincount(raw.reshape(-1).astype(np.int64), minlength=256)
+  return labels.warnings(counts, table, data_cfg.num_classes, data_cfg.ignore_label)

@@ -11,7 +11,7 @@ import os
 import ml_collections
 import numpy as np
 
-from deeplab_jax.data import datasets, labels, reading
+from deeplab_jax.data import datasets, labels, palette, reading
 from deeplab_jax.data.split import Split
 from deeplab_jax.errors import UserError
 
@@ -27,10 +27,10 @@ class Report:
   problems: list = dataclasses.field(default_factory=list)  # BadExample messages
 
 
-def _scan_one(image_path: str, label_path: str):
+def _scan_one(image_path: str, label_path: str, colors: np.ndarray):
   """((h, w), bincount of stored label values [256]) or the BadExample naming what is wrong."""
   try:
-    image, raw = reading.read_image(image_path), reading.read_raw_label(label_path)
+    image, raw = reading.read_image(image_path), reading.read_raw_label(label_path, colors=colors)
     if raw.shape != image.shape[:2]:
       raise reading.BadExample(f'{label_path}: label is {raw.shape[0]}x{raw.shape[1]} (HxW) but its '
                                f'image is {image.shape[0]}x{image.shape[1]}')
@@ -41,11 +41,15 @@ def _scan_one(image_path: str, label_path: str):
     return e
 
 
-def scan(split: Split, table: np.ndarray) -> Report:
-  """Reads every pair of split, noting the files holding values that table (a label map) rejects."""
+def scan(split: Split, table: np.ndarray, colors: np.ndarray | None = None) -> Report:
+  """Reads every pair of split, noting the files holding values that table (a label map) rejects.
+
+  colors: [K, 3] to decode RGB masks with (palette.for_config), None to refuse them.
+  """
   report = Report(split.name, len(split))
   with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-    results = pool.map(_scan_one, split.image_paths, split.label_paths)
+    results = pool.map(lambda image, label: _scan_one(image, label, colors), split.image_paths,
+                       split.label_paths)
     for label_path, result in zip(split.label_paths, results):
       if isinstance(result, reading.BadExample):
         report.problems.append(str(result))
@@ -65,8 +69,10 @@ def _size_line(sizes) -> str:
   return f'height min/median/max {stats(h)}, width {stats(w)}'
 
 
-def summarize(report: Report, data: ml_collections.ConfigDict, table: np.ndarray) -> list[str]:
-  """Printable lines; stored values the label map rejects are flagged with '!!'."""
+def summarize(report: Report, data: ml_collections.ConfigDict, table: np.ndarray,
+              train: bool = False) -> list[str]:
+  """Printable lines; stored values the label map rejects, a large ignore share, a binary 0/255 mask
+  read with ignore 255 and (train) classes without pixels are flagged with '!!'."""
   lines = [f'== {report.name}: {report.num_images} images, {len(report.problems)} unreadable or '
            'inconsistent', '  ' + _size_line(report.sizes)]
   total = max(int(report.raw_counts.sum()), 1)
@@ -80,6 +86,8 @@ def summarize(report: Report, data: ml_collections.ConfigDict, table: np.ndarray
     files = report.invalid_files[int(value)]
     lines.append(f'  !! stored value {value}: {report.raw_counts[value]:,} px in {len(files)} file(s) is '
                  f'neither a class nor ignore, e.g. {files[0]}')
+  lines += ['  ' + line for line in labels.warnings(report.raw_counts, table, data.num_classes,
+                                                   data.ignore_label, data.class_names, train)]
   lines += [f'  !! {problem}' for problem in report.problems[:20]]
   if len(report.problems) > 20:
     lines.append(f'  !! ... and {len(report.problems) - 20} more')
@@ -90,10 +98,11 @@ def inspect_data(config: ml_collections.ConfigDict, log=print) -> bool:
   """Prints both splits' reports; True when no file has a problem (bad values included)."""
   data = config.data
   ok = True
-  for split in datasets.load_splits(data, log, check_sizes=False):
+  for split, train in zip(datasets.load_splits(data, log, check_sizes=False, check_labels=False),
+                          (True, False)):
     table = labels.label_table(split.label_map, data.num_classes, data.ignore_label)
-    report = scan(split, table)
-    lines = summarize(report, data, table)
+    report = scan(split, table, palette.for_config(data))
+    lines = summarize(report, data, table, train)
     try:  # a partial dataset is still worth inspecting: report its size instead of stopping
       datasets.check_size(data, split)
     except UserError as e:

@@ -131,3 +131,45 @@ def label_table(name: str, num_classes: int, ignore_label: int) -> np.ndarray:
                     f'{num_classes}; set --config.data.num_classes={fixed[name]}.')
   return _cityscapes(ignore_label) if name == 'cityscapes' else _reduce_zero_label(num_classes,
                                                                                    ignore_label)
+
+
+IGNORE_SHARE_WARNING = 0.3  # VOC, Cityscapes and ADE20K ignore 5-15% of their pixels
+
+
+def _stored(values) -> str:
+  values = [int(v) for v in values]
+  return ', '.join(map(str, values[:8])) + (', ...' if len(values) > 8 else '')
+
+
+def warnings(raw_counts: np.ndarray, table: np.ndarray, num_classes: int, ignore_label: int,
+             class_names=(), every_class: bool = False) -> list[str]:
+  """'!!' lines for label histograms that suggest a wrong label map, each naming the cause and fix.
+
+  raw_counts: [256] pixels per stored value. every_class: also flag classes without pixels (for a
+  whole training split; a sample may lack rare classes).
+  """
+  total = raw_counts.sum()
+  if not total:
+    return []
+  present = np.flatnonzero(raw_counts)
+  ignored = [v for v in present if table[v] == ignore_label]
+  share = raw_counts[ignored].sum() / total
+  lines = []
+  if set(present.tolist()) == {0, 255} and table[255] == ignore_label:
+    lines.append(f'!! stored values are only 0 and 255 (a binary mask) and 255 is the ignore label: the '
+                 f'whole foreground ({raw_counts[255] / total:.1%} of the pixels) is ignored. Set '
+                 "--config.data.label_map='0:0,255:1' --config.data.num_classes=2.")
+  elif share > IGNORE_SHARE_WARNING:
+    lines.append(f'!! {share:.1%} of the pixels are ignore (stored values {_stored(ignored)}); if some of '
+                 f'them are a class, map them with data.label_map (e.g. \'{ignored[-1]}:1\'), or check '
+                 'data.ignore_label.')
+  if every_class:
+    mapped = table[present]
+    empty = [c for c in range(num_classes) if c not in mapped]
+    if empty:
+      names = [class_names[c] if c < len(class_names) else f'class_{c}' for c in empty]
+      lines.append(f'!! {len(empty)} class(es) have no pixels in this split: '
+                   f'{", ".join(f"{c} ({n})" for c, n in zip(empty[:8], names))}'
+                   f'{", ..." if len(empty) > 8 else ""}; check data.num_classes and data.label_map '
+                   f'(stored values present: {_stored(present)}).')
+  return lines
