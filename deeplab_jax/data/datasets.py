@@ -4,11 +4,11 @@ import os
 import ml_collections
 import numpy as np
 
-from deeplab_jax.data import ade20k, cityscapes, folder, labels, palette, reading, synthetic, voc
+from deeplab_jax.data import ade20k, cityscapes, folder, labels, palette, reading, synthetic, tfds_source, voc
 from deeplab_jax.data.split import Split
 from deeplab_jax.errors import UserError
 
-DATASETS = ('voc', 'cityscapes', 'ade20k', 'folder', 'synthetic')
+DATASETS = ('voc', 'cityscapes', 'ade20k', 'folder', 'synthetic', 'tfds')
 DEFAULT_LABEL_MAPS = {'cityscapes': 'cityscapes', 'ade20k': 'ade20k'}
 
 # Images per split of the full datasets; checked when data.expect_counts is on, so a partial download
@@ -20,9 +20,11 @@ OFFICIAL_SIZES = {
 }
 
 
-def read_split(data_cfg: ml_collections.ConfigDict, split: str) -> Split:
+def read_split(data_cfg: ml_collections.ConfigDict, split: str) -> Split | tfds_source.RecordSplit:
   """One split of data_cfg.dataset, with the label map the dataset (or data.label_map) asks for."""
   name, root = data_cfg.dataset, data_cfg.root
+  if name == 'tfds':  # records carry their own label map (data.label_map overrides it)
+    return tfds_source.read_split(data_cfg, split)
   if name in ('voc', 'synthetic'):
     result = _voc_split(data_cfg, split)
   elif name == 'cityscapes':

@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from deeplab_jax.data import labels, normalization, palette, sizes, transforms
+from deeplab_jax.data import labels, normalization, palette, sizes, tfds_source, transforms
 from deeplab_jax.data.split import Split
 from deeplab_jax.errors import UserError
 
@@ -96,11 +96,33 @@ def _first_line(message: str) -> str:
   return message.splitlines()[0]
 
 
-def _load(split: Split, index, data: ml_collections.ConfigDict):
+def _load(split: Split | tfds_source.RecordSplit, index, data: ml_collections.ConfigDict):
   table = labels.label_table(split.label_map, data.num_classes, data.ignore_label)
   mean, _ = normalization.mean_std(data)
+  colors = palette.for_config(data)
+  if isinstance(split, tfds_source.RecordSplit):
+    image, label, where = _record(split, index)
+    return transforms.load_bytes(where, where, image, label, table, data.ignore_label,
+                                 data.skip_bad_examples, mean, colors)
   return transforms.load(tf.constant(split.image_paths)[index], tf.constant(split.label_paths)[index],
-                         table, data.ignore_label, data.skip_bad_examples, mean, palette.for_config(data))
+                         table, data.ignore_label, data.skip_bad_examples, mean, colors)
+
+
+def _example_name(split: Split | tfds_source.RecordSplit, index):
+  """The image path, or 'tfds NAME split S example i', of example index, for messages."""
+  if isinstance(split, tfds_source.RecordSplit):
+    return tf.strings.join([split.source + ' example ', tf.strings.as_string(index)])
+  return tf.constant(split.image_paths)[index]
+
+
+def _record(split: tfds_source.RecordSplit, index):
+  """(image bytes, label bytes, 'tfds NAME split S example i') of record index, parsed in the graph."""
+  serialized = tf.numpy_function(lambda i: np.array(split.read(int(i)), object), [index], tf.string,
+                                 stateful=False)
+  spec = tf.io.FixedLenFeature([], tf.string)
+  features = tf.io.parse_single_example(tf.ensure_shape(serialized, []),
+                                        {split.image_key: spec, split.label_key: spec})
+  return features[split.image_key], features[split.label_key], _example_name(split, index)
 
 
 def _example(image, label, problem, index, include_index: bool, label_dtype=tf.int32) -> dict:
@@ -176,7 +198,7 @@ def _eval_example(position, split: Split, data: ml_collections.ConfigDict, inclu
   height, width = sizes.height_width(data.eval_size, 'data.eval_size')
   tf.debugging.assert_less_equal(tf.shape(label), tf.constant([height, width]), message=tf.strings.join(
       [f'image larger than data.eval_size {height}x{width} (height x width); raise it: ',
-       tf.constant(split.image_paths)[index]]))
+       _example_name(split, index)]))
   mean, std = normalization.mean_std(data)
   image, label = transforms.pad_to_size(image, label, height, width, mean,
                                         data.ignore_label)
