@@ -270,3 +270,21 @@ def test_uint8_stream_normalised_equals_the_float_stream_within_rounding(synthet
   error = np.abs(restored - floats['image'])
   assert error.max() <= bound + 1e-5
   assert np.abs(raw['image'].astype(np.float32) / 255 - 0.5).max() > 0.3  # not a constant image
+
+
+def test_rectangular_crops_are_windows_of_the_padded_source(tmp_path):
+  """data.crop_size=(height, width): at scale 1 each crop is an exact window, padded where it passes
+  the source's edge (72 columns of a 96-wide source, 72 rows of a 64-row one)."""
+  data, split, (h, w) = _position_coded(tmp_path)
+  data.min_scale = data.max_scale = 1.0
+  data.crop_size, data.flip = (72, 40), False
+  source = np.pad(np.asarray(Image.open(split.label_paths[0])), [(0, 8), (0, 0)],
+                  constant_values=255).astype(int)
+  for as_uint8 in (False, True):
+    batch = next(pipeline.train_batches(split, data, seed=3, global_batch=4, as_uint8=as_uint8))
+    assert batch['image'].shape == (4, 72, 40, 3) and batch['label'].shape == (4, 72, 40)
+    for label in batch['label']:
+      assert any(np.array_equal(label, source[:, left:left + 40]) for left in range(w - 40 + 1))
+  data.crop_size = (72, 0)
+  with pytest.raises(UserError, match=r'data.crop_size is \(72, 0\); expected a side'):
+    next(pipeline.train_batches(split, data, seed=3, global_batch=4))
