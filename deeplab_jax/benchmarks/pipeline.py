@@ -1,10 +1,12 @@
 """Training-pipeline throughput in images/s on VOC-sized synthetic JPEGs, for 1, 2, ... tf.data threads.
 
     python -m deeplab_jax.benchmarks.pipeline --config=configs/quickstart.py [--threads=1,2] [--batches=20]
+        [--sources=folder,tfds]      (also: python -m deeplab_jax.data.benchmark)
 
 Runs the real training pipeline (decode, label checks, random scale 0.5-2.0, mean-pixel padding, crop,
 flip, normalisation, batching) at the crop size given by --crop (default 513, the paper's), each thread
-count in a private tf.data thread pool of that size.
+count in a private tf.data thread pool of that size. --sources=tfds reads the same images from
+array_record shards written once by deeplab_jax.data.tfds_builder (under --root/records).
 """
 import os
 import tempfile
@@ -32,6 +34,7 @@ def define_flags() -> None:
   flags.DEFINE_integer('batches', 20, 'Timed batches per thread count, after 3 warm-up ones.')
   flags.DEFINE_integer('batch_size', 16, 'Images per batch.')
   flags.DEFINE_integer('crop', 513, 'Training crop size.')
+  flags.DEFINE_list('sources', ['folder'], 'folder (JPEG + PNG files) and/or tfds (array_record shards).')
 
 
 def measure(split: Split, data, threads: int, batches: int, batch_size: int):
@@ -62,11 +65,28 @@ def main(argv):
   split = voc.read_split(FLAGS.root, 'train', 'SegmentationClass')
   print(f'{len(split)} JPEGs 375..500 px a side, crop {data.crop_size}, batch {FLAGS.batch_size}, '
         f'{os.cpu_count()} CPUs')
-  for threads in map(int, FLAGS.threads):
-    load = os.getloadavg()[0]
-    rate, per_cpu, cores = measure(split, data, threads, FLAGS.batches, FLAGS.batch_size)
-    print(f'threads {threads}: {rate:7.1f} images/s, {per_cpu:6.1f} images per CPU-second, '
-          f'{cores:4.2f} cores busy (1-min load average before: {load:.2f})', flush=True)
+  for source in FLAGS.sources:
+    split, source_data = _source(source, data, split)
+    for threads in map(int, FLAGS.threads):
+      load = os.getloadavg()[0]
+      rate, per_cpu, cores = measure(split, source_data, threads, FLAGS.batches, FLAGS.batch_size)
+      print(f'{source} threads {threads}: {rate:7.1f} images/s, {per_cpu:6.1f} images per CPU-second, '
+            f'{cores:4.2f} cores busy (1-min load average before: {load:.2f})', flush=True)
+
+
+def _source(source: str, data, folder: Split):
+  """(split, data config) of the benchmark images as files ('folder') or array_record shards ('tfds')."""
+  if source == 'folder':
+    return folder, data
+  from deeplab_jax.data import datasets, tfds_builder
+  records = data.copy_and_resolve_references()
+  records.dataset, records.root, records.train_split = 'voc', FLAGS.root, 'train'
+  name = f'benchmark_{len(folder)}'
+  tfds_builder.build(records, os.path.join(FLAGS.root, 'records'), name, splits=['train'],
+                     log=lambda *_: None)
+  records.dataset, records.tfds_name = 'tfds', f'deeplab_segmentation/{name}'
+  records.tfds_data_dir = os.path.join(FLAGS.root, 'records')
+  return datasets.read_split(records, 'train'), records
 
 
 if __name__ == '__main__':
