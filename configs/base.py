@@ -36,6 +36,11 @@ def get_config() -> ml_collections.ConfigDict:
   # eval images are padded (not resized) to this canvas: a side (square) or (height, width), OS * k + 1;
   # VOC's largest side is 500
   data.eval_size = ml_collections.FieldReference(513, field_type=object)
+  # 'pad': whole images padded to eval_size (a larger one is an error); 'resize': each image resized,
+  # keeping its ratio, to fit eval_size and its probabilities resized back to the label (deeplab2);
+  # 'slide': eval_size windows overlapping by eval_overlap (mmsegmentation). Metrics: original labels.
+  data.eval_protocol = 'pad'
+  data.eval_overlap = 1 / 3  # 'slide': share of a window its neighbour repeats (mmseg: 512 stride 341)
   data.min_scale = 0.5  # random scale augmentation: min_scale..max_scale in steps of scale_step
   data.max_scale = 2.0
   data.scale_step = 0.25

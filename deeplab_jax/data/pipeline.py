@@ -93,6 +93,8 @@ def _first_line(message: str) -> str:
   for line in message.splitlines():
     if 'BadExample: ' in line:
       return line.split('BadExample: ', 1)[1]
+    if 'assertion failed: [' in line:  # a tf.debugging check: its message, without TF's wrapping
+      return line.split('assertion failed: [', 1)[1].split('] [', 1)[0]
   return message.splitlines()[0]
 
 
@@ -197,7 +199,8 @@ def _eval_example(position, split: Split, data: ml_collections.ConfigDict, inclu
   image, label, problem = _load(split, index, data)
   height, width = sizes.height_width(data.eval_size, 'data.eval_size')
   tf.debugging.assert_less_equal(tf.shape(label), tf.constant([height, width]), message=tf.strings.join(
-      [f'image larger than data.eval_size {height}x{width} (height x width); raise it: ',
+      [f'image larger than data.eval_size {height}x{width} (height x width); raise it, or set '
+       'data.eval_protocol to resize or slide: ',
        _example_name(split, index)]))
   mean, std = normalization.mean_std(data)
   image, label = transforms.pad_to_size(image, label, height, width, mean,
@@ -232,3 +235,15 @@ def _with_options(dataset: tf.data.Dataset, data: ml_collections.ConfigDict) -> 
   options = tf.data.Options()
   options.threading.private_threadpool_size = data.num_threads
   return dataset.with_options(options)
+
+
+def whole_examples(split: Split | tfds_source.RecordSplit, data: ml_collections.ConfigDict,
+                   shard: Shard = Shard()) -> Batches:
+  """Every example of this shard's part of split (positions p with p % count == index) as it is stored:
+  batches of one {'image': [1, H, W, 3] uint8, 'label': [1, H, W] uint8, 'index': [1] int32}, not
+  padded, for evaluation protocols that resize or tile each image (data.eval_protocol).
+  """
+  dataset = tf.data.Dataset.range(shard.index, len(split), shard.count)
+  dataset = dataset.map(lambda i: _example(*_load(split, i, data), i, True, tf.uint8),
+                        num_parallel_calls=data.num_parallel_calls, deterministic=True)
+  return Batches(_with_options(dataset, data).batch(1))

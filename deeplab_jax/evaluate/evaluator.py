@@ -1,7 +1,8 @@
 """One evaluation pass over a split: confusion matrix -> metrics -> WORKDIR/eval/<split>_step<N>.json.
 
 The pass runs the config's inference setting (eval.scales, eval.flip) at the eval output stride, sums
-one confusion matrix over the whole split (padding and the ignore label excluded), and keeps the first
+one confusion matrix over the whole split (padding and the ignore label excluded; with
+data.eval_protocol 'resize' or 'slide', image by image at each label's own resolution), and keeps the first
 few (image, label, prediction) examples for pictures. With config.crf.enabled the same pass also
 refines each batch's probabilities with the dense CRF (DeepLab v1/v2) and sums a second confusion
 matrix, reported under 'crf' next to the plain results. `write_results` writes the JSON, a
@@ -23,9 +24,10 @@ import numpy as np
 from PIL import Image
 
 from deeplab_jax import sharding
-from deeplab_jax.data import normalization, palette, pipeline
+from deeplab_jax.data import normalization, palette, pipeline, sizes
 from deeplab_jax.data.split import Split
-from deeplab_jax.evaluate import inference, metrics, visualize
+from deeplab_jax.errors import UserError
+from deeplab_jax.evaluate import inference, metrics, predict, visualize
 from deeplab_jax.models.deeplab import build_model
 from deeplab_jax.ops import crf
 
@@ -116,6 +118,10 @@ def evaluate(variables: dict, split: Split, config: ml_collections.ConfigDict, m
   output_stride = output_stride or eval_output_stride(config)
   crf_params = config_crf(config) if crf_params == 'config' else crf_params
   model = build_model(config, train=False, output_stride=output_stride)
+  if data.eval_protocol != 'pad':
+    confusion, samples = _evaluate_each_image(variables, split, config, model, setting, crf_params,
+                                              shard, log)
+    return _results(confusion, samples, split, data, setting, output_stride, crf_params)
   refine = crf_refiner(mesh, crf_params, data) if crf_params else None
   step_fn = jit_eval_step(mesh, model, setting, data.num_classes, data.ignore_label, refine)
   confusion = np.zeros((1 + bool(refine), data.num_classes, data.num_classes), np.int64)
@@ -133,14 +139,90 @@ def evaluate(variables: dict, split: Split, config: ml_collections.ConfigDict, m
     if (i + 1) % 20 == 0 or i + 1 == total:
       log(f'  eval {split.name} ({setting.tag}, OS {output_stride}{", CRF" if refine else ""}): '
           f'batch {i + 1}/{total}')
+  return _results(confusion, samples, split, data, setting, output_stride, crf_params if refine else None)
+
+
+def _results(confusion: np.ndarray, samples: list, split, data, setting: inference.Setting,
+             output_stride: int, crf_params: crf.CRFParams | None) -> dict:
+  """evaluate()'s dict from the summed confusion matrices [K, C, C] (K = 2 with a CRF)."""
   results = metrics.summarize(confusion[0], data.class_names)
   results.update(split=split.name, num_images=len(split), output_stride=output_stride,
                  scales=list(setting.scales), flip=setting.flip, confusion_matrix=confusion[0].tolist(),
-                 samples=samples)
-  if refine:
+                 samples=samples, protocol=data.eval_protocol)
+  if crf_params:
     results['crf'] = dict(metrics.summarize(confusion[1], data.class_names),
                           confusion_matrix=confusion[1].tolist(), params=dataclasses.asdict(crf_params))
   return results
+
+
+PROTOCOLS = ('pad', 'resize', 'slide')
+
+
+def _evaluate_each_image(variables: dict, split, config: ml_collections.ConfigDict, model,
+                         setting: inference.Setting, crf_params: crf.CRFParams | None,
+                         shard: pipeline.Shard, log) -> tuple[np.ndarray, list]:
+  """(confusions [K, C, C], pictures) of data.eval_protocol 'resize' or 'slide', image by image.
+
+  Every prediction is made at the original resolution of its label, which the metrics count.
+  """
+  data = config.data
+  if data.eval_protocol not in PROTOCOLS:
+    raise UserError(f'data.eval_protocol is {data.eval_protocol!r}; expected one of {PROTOCOLS}.')
+  if jax.process_count() > 1:
+    raise UserError(f"data.eval_protocol={data.eval_protocol!r} evaluates image by image on one host; "
+                    "use 'pad' (with data.eval_size as large as the largest image) on several hosts.")
+  mean, std = normalization.mean_std(data)
+  probs_fns = [predict.make_probs_fn(model, variables, setting)]
+  if crf_params:
+    probs_fns.append(predict.make_probs_fn(model, variables, setting, crf_params=crf_params, mean=mean,
+                                           std=std))
+  n = data.num_classes
+  confusion, samples = np.zeros((len(probs_fns), n, n), np.int64), []
+  wanted = set(np.linspace(0, len(split) - 1, min(config.eval.num_images, len(split))).round().astype(int))
+  for count, batch in enumerate(pipeline.whole_examples(split, data, shard), 1):
+    image, label = normalization.normalize(batch['image'][0], data), batch['label'][0].astype(np.int64)
+    keep = label != data.ignore_label
+    for k, probs_fn in enumerate(probs_fns):
+      prediction = np.argmax(whole_image_probabilities(probs_fn, image, config), -1)
+      confusion[k] += np.bincount(label[keep] * n + prediction[keep], minlength=n * n).reshape(n, n)
+      if k == 0 and int(batch['index'][0]) in wanted:
+        samples.append(visualize.eval_triple(image, label, prediction, mean, std, data.ignore_label,
+                                             palette.for_config(data)))
+    if count % 100 == 0 or count == len(split):
+      log(f'  eval {split.name} ({setting.tag}, {data.eval_protocol}): image {count}/{len(split)}')
+  return confusion, samples
+
+
+def whole_image_probabilities(probs_fn, image: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
+  """Probabilities [H, W, C] of a normalised image [H, W, 3] by data.eval_protocol 'resize' or 'slide'.
+
+  'resize': scaled by min(canvas_h / H, canvas_w / W) (up or down, keeping the ratio), padded with the
+  mean pixel to data.eval_size, and the probabilities of the scaled image resized back to H x W
+  (bilinear, with the model's corner alignment). 'slide': windows of the canvas' shorter side that
+  overlap by data.eval_overlap (an image within one window is padded whole), averaged.
+  """
+  data = config.data
+  height, width = sizes.height_width(data.eval_size, 'data.eval_size')
+  if data.eval_protocol == 'slide':
+    return inference.tiled_probabilities(probs_fn, image, min(height, width), float(data.eval_overlap))
+  aligned = bool(config.model.upsample_align_corners)
+  h, w = image.shape[:2]
+  scale = min(height / h, width / w)
+  scaled = (min(height, max(1, round(h * scale))), min(width, max(1, round(w * scale))))
+  resized = _resize(image, scaled, aligned)
+  canvas = np.pad(resized, ((0, height - scaled[0]), (0, width - scaled[1]), (0, 0)))
+  probs = np.asarray(probs_fn(canvas[None]))[0, :scaled[0], :scaled[1]]
+  return _resize(probs, (h, w), aligned)
+
+
+def _resize(array: np.ndarray, size: tuple[int, int], aligned: bool) -> np.ndarray:
+  """Bilinear resize of [H, W, C] float32 to size, corner-aligned as the model's upsampling if aligned."""
+  if tuple(array.shape[:2]) == tuple(size):
+    return np.asarray(array, np.float32)
+  import tensorflow as tf
+  resized = tf.compat.v1.image.resize_bilinear(np.asarray(array, np.float32)[None], size,
+                                               align_corners=aligned, half_pixel_centers=not aligned)
+  return resized.numpy()[0]
 
 
 def _triples(batch: dict, predictions: np.ndarray, count: int, data) -> list[np.ndarray]:

@@ -1,0 +1,101 @@
+"""Evaluation of images larger than the eval canvas (data.eval_protocol 'resize' and 'slide'), with
+metrics against the original-resolution labels."""
+import jax
+import numpy as np
+from PIL import Image
+import pytest
+
+from deeplab_jax import sharding
+from deeplab_jax.data import datasets
+from deeplab_jax.errors import UserError
+from deeplab_jax.evaluate import evaluator
+from deeplab_jax.models.deeplab import build_model
+from tests.conftest import tiny_config
+
+
+@pytest.fixture(scope='module')
+def tiny_variables():
+  """Variables of the tiny model with random statistics and a tilted classifier (no near-ties)."""
+  model = build_model(tiny_config(), train=False)
+  variables = jax.jit(model.init)(jax.random.key(0), np.zeros((1, 48, 48, 3), np.float32))
+  rng = np.random.default_rng(0)
+  variables = jax.tree.map(lambda x: np.asarray(x) + 0.3 * rng.normal(size=x.shape).astype(x.dtype),
+                           variables)
+  variables['batch_stats'] = jax.tree.map(np.abs, variables['batch_stats'])
+  return variables
+
+
+def smooth_image(seed: int, side: int) -> np.ndarray:
+  rng = np.random.default_rng(seed)
+  yy, xx = np.mgrid[0:side, 0:side] / side
+  waves = [np.sin(2 * np.pi * (rng.uniform(1, 3) * xx + rng.uniform(1, 3) * yy) + rng.uniform(0, 6))
+           for _ in range(3)]
+  return np.clip(127.5 + 120 * np.stack(waves, -1), 0, 255).astype(np.uint8)
+
+
+def write(root, split: str, images, labels):
+  for k, (image, label) in enumerate(zip(images, labels)):
+    for folder, array in (('images', image), ('labels', label)):
+      (root / folder / split).mkdir(parents=True, exist_ok=True)
+      Image.fromarray(array).save(root / folder / split / f'{k}.png')
+
+
+def config_for(root, split: str, protocol: str):
+  config = tiny_config(str(root))
+  data = config.data
+  data.dataset, data.label_dir, data.num_classes, data.eval_split = 'folder', 'labels', 6, split
+  data.eval_size, data.eval_protocol = 65, protocol
+  config.eval.batch_size = 8
+  return config
+
+
+def evaluate(variables, root, split, protocol):
+  config = config_for(root, split, protocol)
+  mesh = sharding.make_mesh()
+  return evaluator.evaluate(jax.device_put(variables, sharding.replicated(mesh)),
+                            datasets.read_split(config.data, split), config, mesh, log=lambda _: None)
+
+
+def test_resize_and_slide_equal_pad_on_images_the_size_of_the_canvas(tmp_path, tiny_variables):
+  labels = [np.random.default_rng(k).integers(0, 6, (65, 65)).astype(np.uint8) for k in range(2)]
+  write(tmp_path, 'fit', [smooth_image(k, 65) for k in range(2)], labels)
+  pad = evaluate(tiny_variables, tmp_path, 'fit', 'pad')
+  for protocol in ('resize', 'slide'):
+    np.testing.assert_array_equal(evaluate(tiny_variables, tmp_path, 'fit', protocol)['confusion_matrix'],
+                                  pad['confusion_matrix'])
+
+
+def test_resize_predicts_at_the_original_resolution(tmp_path, tiny_variables):
+  """A 129x129 image whose even pixels are a 65x65 one: with corner-aligned resizing it is scaled to
+  exactly that image and its probabilities back to exactly theirs at the even pixels, so with the
+  label there (odd pixels ignored) the metrics equal the small image's."""
+  small = [smooth_image(k, 65) for k in range(2)]
+  labels = [np.random.default_rng(k).integers(0, 6, (65, 65)).astype(np.uint8) for k in range(2)]
+  large = [np.zeros((129, 129, 3), np.uint8) for _ in small]
+  large_labels = [np.full((129, 129), 255, np.uint8) for _ in small]
+  for image, label, s, lab in zip(large, large_labels, small, labels):
+    image[::2, ::2], label[::2, ::2] = s, lab
+    image[1::2], image[:, 1::2] = 200, 200  # what lies between is not read at the even samples
+  write(tmp_path, 'small', small, labels)
+  write(tmp_path, 'large', large, large_labels)
+  with pytest.raises(UserError, match=r'^Bad input data: image larger than data.eval_size 65x65 \(height x '
+                                      r'width\); raise it, or set data.eval_protocol to resize or slide: '
+                                      r'.*large/0.png$'):
+    evaluate(tiny_variables, tmp_path, 'large', 'pad')
+  expected = evaluate(tiny_variables, tmp_path, 'small', 'pad')
+  resized = evaluate(tiny_variables, tmp_path, 'large', 'resize')
+  np.testing.assert_array_equal(resized['confusion_matrix'], expected['confusion_matrix'])
+  assert resized['protocol'] == 'resize' and resized['samples'][0].shape == (129, 3 * 129 + 8, 3)
+
+
+def test_slide_counts_every_original_pixel(tmp_path, tiny_variables):
+  labels = [np.random.default_rng(5).integers(0, 6, (100, 150)).astype(np.uint8)]
+  labels[0][:5] = 255
+  write(tmp_path, 'wide', [np.asarray(Image.fromarray(smooth_image(3, 150)).crop((0, 0, 150, 100)))],
+        labels)
+  results = evaluate(tiny_variables, tmp_path, 'wide', 'slide')
+  assert np.sum(results['confusion_matrix']) == 95 * 150  # each unignored original pixel once
+  config = config_for(tmp_path, 'wide', 'tiles')
+  with pytest.raises(UserError, match=r"data.eval_protocol is 'tiles'; expected one of"):
+    evaluator.evaluate(tiny_variables, datasets.read_split(config.data, 'wide'), config,
+                       sharding.make_mesh(), log=lambda _: None)
