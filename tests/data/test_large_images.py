@@ -99,3 +99,20 @@ def test_slide_counts_every_original_pixel(tmp_path, tiny_variables):
   with pytest.raises(UserError, match=r"data.eval_protocol is 'tiles'; expected one of"):
     evaluator.evaluate(tiny_variables, datasets.read_split(config.data, 'wide'), config,
                        sharding.make_mesh(), log=lambda _: None)
+
+
+def test_ade20k_configs_read_the_layout_with_the_official_protocol(tmp_path):
+  import importlib
+
+  from deeplab_jax.data import pipeline
+  from tests.data import miniatures
+  root = miniatures.ade20k(str(tmp_path / 'ADEChallengeData2016'))
+  for name in ('v3_ade20k', 'v3plus_ade20k'):
+    config = importlib.import_module(f'configs.{name}').get_config()
+    data = config.data
+    assert (data.num_classes, len(data.class_names), data.eval_protocol) == (150, 150, 'resize')
+    data.root, data.expect_counts = root, False
+    train, val = datasets.load_splits(data, log=lambda _: None)
+    assert (len(train), len(val)) == (3, 2)
+    batch = next(pipeline.whole_examples(val, data))
+    np.testing.assert_array_equal(batch['label'][0], miniatures.stripes((255, 0, 149)))
