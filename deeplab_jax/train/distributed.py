@@ -1,7 +1,22 @@
-"""Multi-host start-up: join the other processes of a run before anything touches a device."""
+"""Multi-host start-up (join the other processes before anything touches a device) and agreeing when
+to stop.
+
+Preemption on a pod reaches the processes one by one, each at its own step; a collective save would
+hang (or processes would save different steps) if each stopped when its own signal came. `StopVote`
+max-reduces every process's stop flag over the mesh each step and reads the result one step later, so
+all processes see the same answer at the same step without the host waiting on the devices. A
+collective rather than `multihost_utils.reached_preemption_sync_point`: that one hears only SIGTERM
+(through a C++ handler that the loop's own SIGINT/SIGTERM handler would replace) and needs a
+coordination service; this one needs only the mesh the train step already runs on.
+"""
 import os
 
 import jax
+from jax._src import distributed as jax_distributed  # the client's barrier, as orbax uses it
+import jax.numpy as jnp
+import numpy as np
+
+from deeplab_jax import sharding
 
 
 def initialize(coordinator_address: str = '', num_processes: int = 0, process_id: int = -1,
@@ -21,3 +36,33 @@ def initialize(coordinator_address: str = '', num_processes: int = 0, process_id
   jax.distributed.initialize(address or None, num_processes or None,
                              process_id if process_id >= 0 else None)
   return True
+
+
+def barrier(name: str, timeout_s: int = 1800) -> None:
+  """Waits until every process gets here (the coordination service's barrier; no device collective)."""
+  client = jax_distributed.global_state.client
+  if client is not None and jax.process_count() > 1:
+    client.wait_at_barrier(name, timeout_in_ms=timeout_s * 1000)
+
+
+class StopVote:
+  """One stop decision for all processes: call once per step with this process's flag.
+
+  The flag is a signal number (0: none). With one process the answer is the flag itself, at once;
+  with several it is the largest flag any process gave one call earlier (a max all-reduce dispatched
+  now and read at the next call, when the devices have long finished it), the same on every process.
+  """
+
+  def __init__(self, mesh: jax.sharding.Mesh):
+    self.mesh = mesh
+    self.single = jax.process_count() == 1
+    self._pending = None
+    self._max = jax.jit(jnp.max, out_shardings=sharding.replicated(mesh))
+
+  def __call__(self, flag: int) -> int:
+    if self.single:
+      return flag
+    local = np.full([len(self.mesh.local_devices)], flag, np.int32)
+    flags = jax.make_array_from_process_local_data(sharding.batch_sharding(self.mesh), local)
+    agreed, self._pending = self._pending, self._max(flags)
+    return 0 if agreed is None else int(agreed.addressable_data(0))

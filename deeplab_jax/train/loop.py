@@ -17,7 +17,7 @@ from deeplab_jax.data import datasets, pipeline
 from deeplab_jax.errors import UserError
 from deeplab_jax.evaluate import evaluator
 from deeplab_jax.models.deeplab import build_model
-from deeplab_jax.train import optimizer, steps
+from deeplab_jax.train import distributed, optimizer, steps
 from deeplab_jax.train import state as state_lib
 
 
@@ -44,11 +44,11 @@ class StopRequest:
   """Turns SIGINT / SIGTERM into a flag the loop checks between steps, so it can checkpoint and exit."""
 
   def __init__(self):
-    self.signal = None
+    self.number = 0  # the signal received (0: none)
     self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
 
   def _handle(self, signum, frame):
-    self.signal = signal.Signals(signum).name
+    self.number = max(self.number, signum)  # SIGTERM (15) outranks SIGINT (2)
 
   def restore(self):
     for s, handler in self._previous.items():
@@ -130,10 +130,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, log=prin
   checkpointer = Checkpointer(os.path.join(workdir, 'checkpoints'), config.train.keep_checkpoints,
                               config.train.keep_best_checkpoint)
   try:
+    if checkpointer.all_steps() or checkpointer.unfinished:  # step 0 too: a workdir made by
+      # deeplab_jax.convert holds converted weights there. Damaged newer steps are named and skipped.
+      state = checkpointer.restore_or_keep(init_state(config, mesh, init_rng), log)
     resuming = checkpointer.latest_step() is not None
-    if resuming:  # step 0 too: a workdir made by deeplab_jax.convert holds converted weights there
-      state = checkpointer.restore_or_keep(init_state(config, mesh, init_rng))
-    else:
+    if not resuming:
       state = initial_state(config, mesh, init_rng, log)
     start = int(state.step)
     if resuming:
@@ -147,7 +148,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, log=prin
     state = _train(run, state, train_split, dropout_rng=dropout_rng, run_eval=run_eval)
   finally:
     checkpointer.close()  # lets pending async saves finish, also when training stopped on an error
-  return run_eval(state)
+  return _evaluate_saved(run_eval, state)
+
+
+def _evaluate_saved(run_eval: Callable, state) -> dict:
+  """run_eval(state) for a state already saved; a failure says that its checkpoint is safe."""
+  step = int(state.step)
+  try:
+    return run_eval(state)
+  except Exception as e:  # noqa: BLE001 -- out of memory at eval size, a bad eval file, ...
+    cause = str(e).splitlines()[0][:300] if str(e) else ''
+    raise UserError(f'Evaluation at step {step} failed ({type(e).__name__}: {cause}). The checkpoint '
+                    f'of step {step} was saved before evaluating: fix the cause (out of memory: lower '
+                    'eval.batch_size or data.eval_size) and rerun to resume from it.') from e
 
 
 def _evaluate(run: Run, split, state) -> dict:
@@ -191,9 +204,19 @@ def _check_finite(step: int | None, step_metrics: dict | None, checkpointer: Che
                   'is the last good state. Lower train.base_lr, add train.warmup_steps, or check the data.')
 
 
+def _next(batches: pipeline.Batches, step: int, checkpointer: Checkpointer) -> dict:
+  """The batch of step + 1; a bad file (also one damaged after the start) stops the run naming it."""
+  try:
+    return next(batches)
+  except UserError as e:
+    raise UserError(f'{e} (read for step {step + 1}). The latest checkpoint is step '
+                    f'{checkpointer.latest_step()}: replace or remove the file (or set '
+                    '--config.data.skip_bad_examples=True) and rerun to resume.') from None
+
+
 def _train(run: Run, state, train_split, *, dropout_rng: jax.Array, run_eval: Callable):
   """The step loop from state.step; on SIGINT/SIGTERM saves the current step and exits with status
-  130/143.
+  130/143 (on several processes: all at the same step, the first at which every one knows of it).
 
   The host never waits for a step it has just dispatched: the next batch is put on the devices while
   the step runs, and a step's non-finite flag is read after the following step is dispatched (or at
@@ -206,17 +229,23 @@ def _train(run: Run, state, train_split, *, dropout_rng: jax.Array, run_eval: Ca
                                    run.shard, as_uint8=True)
   front = make_front(config, run.mesh)
   progress, collected, stop = Progress(train.num_steps), None, StopRequest()
+  vote = distributed.StopVote(run.mesh)
   profile = Profile(tuple(train.profile_steps), run.workdir)
   device_state = front.put_state(state)
   previous = (None, None)  # (step, metrics) whose finite flag is still unread
   try:
-    next_batch = front.put_batch(next(batches)) if start < train.num_steps else None
+    next_batch = front.put_batch(_next(batches, start, checkpointer)) if start < train.num_steps else None
+    if jax.process_count() > 1 and next_batch is not None:
+      # Compile first, then start together: a process must join the step's first collective soon
+      # after the others (gloo on CPU waits 30 s), and compile times differ between hosts.
+      front.step.lower(device_state, next_batch, dropout_rng).compile()
+      distributed.barrier(f'deeplab_jax_train_from_{start}')
     for step in range(start + 1, train.num_steps + 1):
       profile.before(step)
       with jax.profiler.StepTraceAnnotation('train', step_num=step):
         device_state, step_metrics = front.step(device_state, next_batch, dropout_rng)
       if step < train.num_steps:
-        next_batch = front.put_batch(next(batches))
+        next_batch = front.put_batch(_next(batches, step, checkpointer))
       profile.after(step, device_state)
       step_metrics = front.metrics(step_metrics)
       _check_finite(*previous, checkpointer)
@@ -233,19 +262,24 @@ def _train(run: Run, state, train_split, *, dropout_rng: jax.Array, run_eval: Ca
         if progress.rate(step):
           scalars['train/steps_per_sec'] = progress.rate(step)
         writer.write_scalars(step, scalars)
-        log(f'{progress.line(step)}  loss {values["loss"]:.4f}  lr {values["learning_rate"]:.5f}')
+        skipped = f'  {batches.num_bad} bad examples skipped' if batches.num_bad else ''
+        log(f'{progress.line(step)}  loss {values["loss"]:.4f}  lr {values["learning_rate"]:.5f}{skipped}')
         collected = None
       evaluate = train.eval_every and step % train.eval_every == 0 and step != train.num_steps
-      if evaluate or step % train.checkpoint_every == 0 or step == train.num_steps or stop.signal:
+      stopping = vote(stop.number)  # a signal number; on every process the same, at the same step
+      if evaluate or step % train.checkpoint_every == 0 or step == train.num_steps or stopping:
         _check_finite(*previous, checkpointer)
         state = front.get_state(device_state)
-        results = run_eval(state) if evaluate else None
-        checkpointer.save(step, state, force=bool(stop.signal),
-                          metrics={'miou': results['miou']} if results else None)
-      if stop.signal:
+        checkpointer.save(step, state, force=bool(stopping))  # before evaluating: eval may fail
+        if evaluate:
+          results = _evaluate_saved(run_eval, state)
+          checkpointer.add_metrics(step, {checkpoint.BEST_METRIC: results['miou']})
+      if stopping:
         checkpointer.close()
-        log(f'{stop.signal}: saved a checkpoint at step {step}; rerun the same command to resume.')
-        raise SystemExit(130 if stop.signal == 'SIGINT' else 143)
+        where = f' (all {jax.process_count()} processes)' if jax.process_count() > 1 else ''
+        log(f'{signal.Signals(stopping).name}: saved a checkpoint at step {step}{where}; rerun the '
+            'same command to resume.')
+        raise SystemExit(128 + stopping)
     _check_finite(*previous, checkpointer)
   finally:
     stop.restore()

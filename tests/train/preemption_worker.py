@@ -1,0 +1,70 @@
+"""One process of a two-process run preempted on one process only.
+
+    python -m tests.train.preemption_worker PORT ID BASE DATA_ROOT
+
+Each process (4 host CPU devices) trains loop_config's model for 4 steps three times: straight
+through in BASE/straight; in BASE/killed, where process 1 alone gets SIGTERM as it reads its second
+batch; and resumed in BASE/killed. It prints one line 'RESULT {json}' with its exit status after the
+SIGTERM, the latest checkpoint step then, and process 0's last log line. The final evaluation is
+skipped (this is about training state; evaluation has its own tests).
+"""
+import faulthandler
+import json
+import os
+import signal
+import sys
+
+import jax
+from jax.experimental import multihost_utils
+
+from deeplab_jax import checkpoint
+from deeplab_jax.train import distributed, loop
+from tests.train.fault_helpers import loop_config
+
+# After the imports (tests.conftest asks for 8 devices) and before JAX creates its CPU backend.
+os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=4'
+
+
+def sigterm_at_second_batch(real):
+  """train_batches that sends this process SIGTERM as it hands out its second batch."""
+  def batches(*args, **kwargs):
+    for i, batch in enumerate(real(*args, **kwargs)):
+      if i == 1:
+        os.kill(os.getpid(), signal.SIGTERM)
+      yield batch
+  return batches
+
+
+def main(port: str, process_id: str, base: str, data_root: str):
+  faulthandler.dump_traceback_later(540, exit=True)  # a hang ends in a traceback, not a stuck test
+  distributed.initialize(f'127.0.0.1:{port}', 2, int(process_id))
+  assert jax.process_count() == 2 and jax.local_device_count() == 4
+  loop._evaluate = lambda run, split, state: {}  # noqa: SLF001
+  config = loop_config(data_root, num_steps=4)
+  config.train.checkpoint_every = 100  # saves at the stop and at the end only
+  quiet = lambda _: None  # noqa: E731
+  loop.train_and_evaluate(config, os.path.join(base, 'straight'), log=quiet)
+
+  killed = os.path.join(base, 'killed')
+  real = loop.pipeline.train_batches
+  if jax.process_index() == 1:
+    loop.pipeline.train_batches = sigterm_at_second_batch(real)
+  lines = []
+  try:
+    loop.train_and_evaluate(config, killed, log=lines.append)
+    code = 0
+  except SystemExit as e:
+    code = e.code
+  loop.pipeline.train_batches = real
+  checkpointer = checkpoint.Checkpointer(os.path.join(killed, 'checkpoints'))
+  saved = checkpointer.latest_step()
+  checkpointer.close()
+  multihost_utils.sync_global_devices('preemption_worker_resume')
+  loop.train_and_evaluate(config, killed, log=quiet)
+  print('RESULT ' + json.dumps({'process': jax.process_index(), 'exit': code, 'saved': saved,
+                                'last_line': lines[-1] if lines else ''}), flush=True)
+  jax.distributed.shutdown()
+
+
+if __name__ == '__main__':
+  main(*sys.argv[1:])
