@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.experiments.smoke_sweep import smoke_sweep
 
-pytestmark = pytest.mark.xdist_group('notebooks')  # one worker builds this file's shared fixtures
+pytestmark = pytest.mark.xdist_group('sweep')  # the worker that builds the smoke sweep for test_sweep
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, 'experiments', '*.ipynb')))
 
