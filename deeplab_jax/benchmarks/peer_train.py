@@ -2,7 +2,8 @@
 
   python -m deeplab_jax.benchmarks.peer_train --config=configs/camvid.py \\
       --config.data.root=../shared/data/camvid [--steps=1500] [--batch=8] [--chunk=25] \\
-      [--sides=ours,torchvision] [--eval_images=0] [--json=FILE] [--seed=0]
+      [--sides=ours,torchvision] [--eval_images=0] [--json=FILE] [--seed=0] \\
+      [--eval_variants=os8,ms_flip,crf]
 
 Theirs: torchvision `deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=C,
 aux_loss=True)`: no downloads, random init. Ours: the --config (any --config.x=y overrides apply).
@@ -21,6 +22,12 @@ Protocol, the same for both sides:
     a shared machine hit both alike; each side's clock runs over its own steps only (a chunk's batches
     are made before its clock starts; ours' XLA compile is reported apart). images/s = steps * batch /
     that time; the ratio is ours / theirs (> 1: ours trains faster). Eval time includes ours' compile.
+
+Ablation (--eval_variants): after the comparison, our trained model is evaluated again with DeepLab's
+inference options added one after another, each row keeping the ones before it, as the papers' tables
+do: os8 (model.eval_output_stride=8 on the OS 16 weights), ms_flip (eval.scales times 0.75, 1, 1.25,
+with left-right flips), crf (the dense CRF of config.crf on the result). Options that change training
+(geometry, the decoder) are rows of separate runs: --sides=ours with the config override.
 
 Each side's own standard recipe otherwise:
   * torchvision (references/segmentation/train.py and presets.py, its README's mobilenet_v3_large
@@ -65,6 +72,22 @@ IMAGENET_STD = np.array((0.229, 0.224, 0.225), np.float32)
 TV_LR, TV_MOMENTUM, TV_WEIGHT_DECAY, TV_AUX_WEIGHT, TV_AUX_LR_FACTOR, TV_POWER = 0.02, 0.9, 1e-6, 0.5, 10, 0.9
 
 
+def _os8(config):
+  config.model.eval_output_stride = 8
+
+
+def _ms_flip(config):
+  config.eval.scales = tuple(round(s * f, 4) for s in config.eval.scales for f in (0.75, 1.0, 1.25))
+  config.eval.flip = True
+
+
+def _crf(config):
+  config.crf.enabled = True
+
+
+EVAL_VARIANTS = {'os8': _os8, 'ms_flip': _ms_flip, 'crf': _crf}  # name -> config change, in row order
+
+
 def define_flags() -> None:
   """This command's flags; defined only when run, so the benchmarks import side by side."""
   config_flags.DEFINE_config_file('config', 'configs/camvid.py', 'Our side, e.g. configs/camvid.py.')
@@ -77,6 +100,8 @@ def define_flags() -> None:
                        "the config's seed.")
   flags.DEFINE_integer('torch_threads', 0, "torch's intra-op threads; 0: torch's default.")
   flags.DEFINE_string('json', None, 'Also write the results to this JSON file.')
+  flags.DEFINE_list('eval_variants', [], f'Ablation rows of our model, cumulative: any of '
+                    f'{", ".join(EVAL_VARIANTS)}.')
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -381,12 +406,36 @@ def train_both(sides: dict[str, Any], num_steps: int, chunk: int, batch: int, lo
   return record
 
 
+def ablation(side: 'OurSide', split: Split, config: ml_collections.ConfigDict, variants: list[str],
+             log=print) -> list[dict]:
+  """Our model evaluated with the variants added one after another: [{'variant', 'miou', 'eval_s',
+  'per_class_iou'}], the first row being the config's own evaluation setting."""
+  rows, names = [], []
+  for name in [None, *variants]:
+    changed = config.copy_and_resolve_references()
+    names += [name] if name else []
+    for n in names:
+      EVAL_VARIANTS[n](changed)
+    start = time.perf_counter()
+    results = side.evaluate(split, changed, log)
+    results = results['crf'] if changed.crf.enabled else results
+    label = ' + '.join(names) if names else 'as configured'
+    rows.append({'variant': label, 'miou': results['miou'], 'per_class_iou': results['per_class_iou'],
+                 'eval_s': time.perf_counter() - start, 'scales': list(changed.eval.scales)})
+    log(f'ablation: {label}: mIoU {100 * results["miou"]:.2f}')
+  return rows
+
+
 def compare(config: ml_collections.ConfigDict, side_names: list[str], chunk: int, eval_images: int = 0,
-            torch_threads: int = 0, log=print) -> dict:
+            torch_threads: int = 0, log=print, eval_variants: tuple[str, ...] = ()) -> dict:
   """Trains and evaluates the sides under the module's protocol; returns the report's dict."""
   unknown = sorted(set(side_names) - set(SIDES))
   if unknown or not side_names:
     raise UserError(f'--sides={",".join(side_names)}: expected some of {", ".join(SIDES)}.')
+  unknown = [v for v in eval_variants if v not in EVAL_VARIANTS]
+  if unknown or (eval_variants and 'ours' not in side_names):
+    raise UserError(f'--eval_variants={",".join(eval_variants)}: expected some of '
+                    f'{", ".join(EVAL_VARIANTS)}, with ours among --sides.')
   train_split, eval_split = load_data(config, eval_images)
   num_steps, batch = config.train.num_steps, config.train.batch_size
   sides = {}
@@ -416,6 +465,8 @@ def compare(config: ml_collections.ConfigDict, side_names: list[str], chunk: int
                                    images_per_s=num_steps * batch / train_s,
                                    final_loss=statistics.mean(record[name]['losses'][-chunk:]),
                                    where=side.describe())
+    if eval_variants:
+      report['ablation'] = ablation(sides['ours'], eval_split, config, list(eval_variants), log)
   finally:
     if 'ours' in sides:
       sides['ours'].close()
@@ -447,6 +498,9 @@ def format_report(report: dict) -> str:
                  f'final loss {s["final_loss"]:.4f}')
   if 'ratio' in report:
     lines.append(f'ours / torchvision images/s = {report["ratio"]:.2f}x (> 1: ours trains faster)')
+  for row in report.get('ablation', []):
+    lines.append(f'ours, {row["variant"]}: mIoU {100 * row["miou"]:.2f} (eval scales {row["scales"]}, '
+                 f'{row["eval_s"]:.1f} s)')
   return '\n'.join(lines)
 
 
@@ -454,7 +508,7 @@ def main(argv):
   del argv
   config = prepare_config(cli.load_config(), FLAGS.steps, FLAGS.batch, FLAGS.seed)
   report = compare(config, FLAGS.sides, FLAGS.chunk, FLAGS.eval_images, FLAGS.torch_threads,
-                   log=functools.partial(print, flush=True))
+                   log=functools.partial(print, flush=True), eval_variants=tuple(FLAGS.eval_variants))
   print(format_report(report), flush=True)
   if FLAGS.json:
     with open(FLAGS.json, 'w') as f:

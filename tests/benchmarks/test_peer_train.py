@@ -105,3 +105,25 @@ def test_tiny_run_reports_both_sides_on_camvid(torch, camvid_root, tmp_path):
     assert list(side['per_class_iou']) == list(camvid.CAMVID_CLASSES)
   assert report['ratio'] == pytest.approx(report['sides']['ours']['images_per_s'] /
                                           report['sides']['torchvision']['images_per_s'])
+
+
+def test_ablation_rows_add_the_inference_options_one_after_another():
+  seen = []
+
+  class Recorder:  # stands in for OurSide: what each row asked the evaluator for
+    def evaluate(self, split, config, log):
+      seen.append((config.model.eval_output_stride, tuple(config.eval.scales), config.eval.flip,
+                   config.crf.enabled))
+      plain = {'miou': 0.1 * len(seen), 'per_class_iou': {}}
+      return dict(plain, crf={'miou': 0.5, 'per_class_iou': {}}) if config.crf.enabled else plain
+
+  config = camvid.get_config('tiny')
+  config.model.eval_output_stride = None
+  rows = peer_train.ablation(Recorder(), None, config, ['os8', 'ms_flip', 'crf'], log=lambda _: None)
+  base = tuple(config.eval.scales)
+  ms = tuple(round(s * f, 4) for s in base for f in (0.75, 1.0, 1.25))
+  assert seen == [(None, base, False, False), (8, base, False, False), (8, ms, True, False),
+                  (8, ms, True, True)]
+  assert [r['variant'] for r in rows] == ['as configured', 'os8', 'os8 + ms_flip', 'os8 + ms_flip + crf']
+  assert [r['miou'] for r in rows] == pytest.approx([0.1, 0.2, 0.3, 0.5])  # the CRF row: its result
+  assert config.crf.enabled is False and config.eval.flip is False  # the caller's config untouched
