@@ -3,8 +3,9 @@
     ROOT/leftImg8bit/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png
     ROOT/gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png   (8-bit labelIds 0..33)
 """
-import glob
 import os
+
+from etils import epath
 
 from deeplab_jax.data.split import Split, check_exist
 from deeplab_jax.errors import UserError
@@ -16,11 +17,11 @@ _LABEL_SUFFIX = '_gtFine_labelIds.png'
 def read_split(root: str, split: str) -> Split:
   """Every leftImg8bit image of split ('train', 'val') with its gtFine labelIds PNG."""
   image_dir = os.path.join(root, 'leftImg8bit', split)
-  if not os.path.isdir(image_dir):
+  if not epath.Path(image_dir).is_dir():
     raise UserError(f'Cityscapes folder {image_dir} not found. Expected ROOT/leftImg8bit/<split>/<city>/'
                     f'*{_IMAGE_SUFFIX} and ROOT/gtFine/<split>/<city>/*{_LABEL_SUFFIX} with ROOT = '
                     '--config.data.root.')
-  images = sorted(glob.glob(os.path.join(image_dir, '*', '*' + _IMAGE_SUFFIX)))
+  images = sorted(str(p) for p in epath.Path(image_dir).glob('*/*' + _IMAGE_SUFFIX))
   if not images:
     raise UserError(f'No *{_IMAGE_SUFFIX} images in the city folders of {image_dir}.')
   labels = [os.path.join(root, 'gtFine', split, os.path.basename(os.path.dirname(p)),

@@ -1,6 +1,7 @@
 """The dataset named by a config: its train and eval splits, with their official sizes checked."""
 import os
 
+from etils import epath
 import ml_collections
 import numpy as np
 
@@ -42,7 +43,7 @@ def read_split(data_cfg: ml_collections.ConfigDict, split: str) -> Split | tfds_
 def _voc_split(data_cfg: ml_collections.ConfigDict, split: str) -> Split:
   """A VOC-layout list; train_aug is built from VOC + SBD unless a train_aug.txt list is present."""
   ready = os.path.join(data_cfg.root, 'ImageSets', 'Segmentation', f'{split}.txt')
-  if data_cfg.dataset == 'voc' and split == 'train_aug' and not os.path.isfile(ready):
+  if data_cfg.dataset == 'voc' and split == 'train_aug' and not epath.Path(ready).is_file():
     return voc.read_train_aug(data_cfg.root, data_cfg.sbd_root)
   return voc.read_split(data_cfg.root, split, data_cfg.label_dir)
 

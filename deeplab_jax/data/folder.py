@@ -11,6 +11,8 @@ come from the config.
 """
 import os
 
+from etils import epath
+
 from deeplab_jax.data.split import Split, check_exist
 from deeplab_jax.errors import UserError
 
@@ -20,7 +22,7 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
 def _by_stem(folder: str, extensions: tuple[str, ...]) -> dict[str, str]:
   """stem -> path of the files in folder with one of extensions; two files sharing a stem is an error."""
   found = {}
-  for name in sorted(os.listdir(folder)):
+  for name in sorted(p.name for p in epath.Path(folder).iterdir()):
     stem, ext = os.path.splitext(name)
     if ext.lower() in extensions:
       if stem in found:
@@ -33,7 +35,7 @@ def _by_stem(folder: str, extensions: tuple[str, ...]) -> dict[str, str]:
 def read_folders(image_dir: str, label_dir: str, split: str) -> Split:
   """Images matched to labels by file stem; every image needs a label."""
   for folder in (image_dir, label_dir):
-    if not os.path.isdir(folder):
+    if not epath.Path(folder).is_dir():
       raise UserError(f'Folder {folder} not found. The folder dataset expects images in '
                       f'ROOT/<image_dir>/<split> and label PNGs with the same stems in '
                       f'ROOT/<label_dir>/<split>, or the split naming a list file of `image label` pairs.')
@@ -49,7 +51,7 @@ def read_folders(image_dir: str, label_dir: str, split: str) -> Split:
 
 
 def _resolve(root: str, path: str) -> str:
-  if os.path.isabs(path) and os.path.exists(path):
+  if '://' in path or (os.path.isabs(path) and epath.Path(path).exists()):
     return path
   return os.path.join(root, path.lstrip('/'))
 
@@ -57,7 +59,7 @@ def _resolve(root: str, path: str) -> str:
 def read_list(root: str, list_file: str, name: str) -> Split:
   """The `image label` pairs of list_file, resolved against root."""
   images, labels = [], []
-  with open(list_file) as f:
+  with epath.Path(list_file).open() as f:
     for number, line in enumerate(f, 1):
       words = line.split()
       if not words:
@@ -73,10 +75,10 @@ def read_list(root: str, list_file: str, name: str) -> Split:
 
 def read_split(root: str, split: str, image_dir: str, label_dir: str) -> Split:
   """split as a list file if one exists at split or ROOT/split, else as image/label folders."""
-  if not os.path.isdir(root):
+  if not epath.Path(root).is_dir():
     raise UserError(f'Dataset folder {root} does not exist (set --config.data.root).')
-  list_file = split if os.path.isabs(split) else os.path.join(root, split)
-  if split and os.path.isfile(list_file):
+  list_file = split if os.path.isabs(split) or '://' in split else os.path.join(root, split)
+  if split and epath.Path(list_file).is_file():
     return read_list(root, list_file, os.path.splitext(os.path.basename(split))[0])
   return read_folders(split_folder(root, image_dir, split), split_folder(root, label_dir, split), split)
 

@@ -11,7 +11,7 @@ import os
 import ml_collections
 import numpy as np
 
-from deeplab_jax.data import datasets, labels, palette, reading
+from deeplab_jax.data import datasets, labels, palette, reading, tfds_source
 from deeplab_jax.data.split import Split
 from deeplab_jax.errors import UserError
 
@@ -27,10 +27,14 @@ class Report:
   problems: list = dataclasses.field(default_factory=list)  # BadExample messages
 
 
-def _scan_one(image_path: str, label_path: str, colors: np.ndarray):
-  """((h, w), bincount of stored label values [256]) or the BadExample naming what is wrong."""
+def _scan_one(image_path: str, label_path: str, colors: np.ndarray, contents=(None, None)):
+  """((h, w), bincount of stored label values [256]) or the BadExample naming what is wrong.
+
+  contents: the (image, label) bytes when already read (records), else the files are read.
+  """
   try:
-    image, raw = reading.read_image(image_path), reading.read_raw_label(label_path, colors=colors)
+    image = reading.read_image(image_path, contents[0])
+    raw = reading.read_raw_label(label_path, contents[1], colors=colors)
     if raw.shape != image.shape[:2]:
       raise reading.BadExample(f'{label_path}: label is {raw.shape[0]}x{raw.shape[1]} (HxW) but its '
                                f'image is {image.shape[0]}x{image.shape[1]}')
@@ -41,16 +45,31 @@ def _scan_one(image_path: str, label_path: str, colors: np.ndarray):
     return e
 
 
-def scan(split: Split, table: np.ndarray, colors: np.ndarray | None = None) -> Report:
+def _scan_record(split: tfds_source.RecordSplit, index: int, colors: np.ndarray):
+  """_scan_one of record index of a tfds split, named 'tfds NAME split S example i'."""
+  from tensorflow.core.example import example_pb2
+  features = example_pb2.Example.FromString(split.read(index)).features.feature
+  name = split.where(index)
+  contents = [features[key].bytes_list.value[0] for key in (split.image_key, split.label_key)]
+  return _scan_one(name, name, colors, contents)
+
+
+def scan(split: Split | tfds_source.RecordSplit, table: np.ndarray,
+         colors: np.ndarray | None = None) -> Report:
   """Reads every pair of split, noting the files holding values that table (a label map) rejects.
 
   colors: [K, 3] to decode RGB masks with (palette.for_config), None to refuse them.
   """
   report = Report(split.name, len(split))
   with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-    results = pool.map(lambda image, label: _scan_one(image, label, colors), split.image_paths,
-                       split.label_paths)
-    for label_path, result in zip(split.label_paths, results):
+    if isinstance(split, tfds_source.RecordSplit):
+      names = [split.where(i) for i in range(len(split))]
+      results = pool.map(lambda i: _scan_record(split, i, colors), range(len(split)))
+    else:
+      names = split.label_paths
+      results = pool.map(lambda image, label: _scan_one(image, label, colors), split.image_paths,
+                         split.label_paths)
+    for label_path, result in zip(names, results):
       if isinstance(result, reading.BadExample):
         report.problems.append(str(result))
         continue

@@ -1,6 +1,7 @@
 """A split of a dataset: parallel image and label paths, as every reader returns and the pipeline reads."""
 import dataclasses
-import os
+
+from etils import epath
 
 from deeplab_jax.errors import UserError
 
@@ -23,7 +24,7 @@ class Split:
 def check_exist(split: Split, source: str, help_text: str = '') -> Split:
   """split unchanged, or a UserError naming how many files `source` lists are missing and the first."""
   for kind, paths in (('image', split.image_paths), ('label', split.label_paths)):
-    missing = [p for p in paths if not os.path.isfile(p)]
+    missing = [p for p in paths if not epath.Path(p).is_file()]
     if missing:
       raise UserError(f'{len(missing)} {kind} file(s) listed in {source} are missing, first: '
                       f'{missing[0]}. {help_text}'.rstrip())

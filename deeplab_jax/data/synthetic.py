@@ -8,8 +8,8 @@ make every pixel trivial near boundaries. Written as JPEGs, palette PNGs and Ima
 is read by the same VOC-layout reader as the real dataset.
 """
 import json
-import os
 
+from etils import epath
 import numpy as np
 from PIL import Image
 
@@ -105,12 +105,13 @@ def _write_split(root: str, split: str, names: list[str], sizes, rng: np.random.
   palette = voc_palette().reshape(-1).tolist()
   for name, (h, w) in zip(names, sizes):
     image, label = render(int(h), int(w), rng)
-    Image.fromarray(image).save(os.path.join(root, 'JPEGImages', name + '.jpg'), quality=92)
+    with epath.Path(root, 'JPEGImages', name + '.jpg').open('wb') as f:
+      Image.fromarray(image).save(f, 'JPEG', quality=92)
     png = Image.fromarray(label, mode='P')
     png.putpalette(palette)
-    png.save(os.path.join(root, 'SegmentationClass', name + '.png'))
-  with open(os.path.join(root, 'ImageSets', 'Segmentation', split + '.txt'), 'w') as f:
-    f.write(''.join(n + '\n' for n in names))
+    with epath.Path(root, 'SegmentationClass', name + '.png').open('wb') as f:
+      png.save(f, 'PNG')
+  epath.Path(root, 'ImageSets', 'Segmentation', split + '.txt').write_text(''.join(n + '\n' for n in names))
 
 
 def generate(root: str, num_train: int, num_val: int, min_size: int, max_size: int, seed: int,
@@ -118,7 +119,7 @@ def generate(root: str, num_train: int, num_val: int, min_size: int, max_size: i
   """Writes the dataset under root (JPEGImages/, SegmentationClass/, ImageSets/Segmentation/)."""
   settings = dict(num_train=num_train, num_val=num_val, min_size=min_size, max_size=max_size, seed=seed)
   for sub in ('JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation'):
-    os.makedirs(os.path.join(root, sub), exist_ok=True)
+    epath.Path(root, sub).mkdir(parents=True, exist_ok=True)
   log(f'Writing the synthetic dataset ({num_train} train + {num_val} val images) to {root}')
   for split, count, offset in (('train', num_train, 0), ('val', num_val, num_train)):
     rng = np.random.default_rng([seed, offset])
@@ -126,17 +127,14 @@ def generate(root: str, num_train: int, num_val: int, min_size: int, max_size: i
     sizes = rng.integers(min_size, max_size + 1, size=(count, 2))
     _write_split(root, split, names, sizes, rng)
   # Written last: its presence means the whole dataset is there.
-  with open(os.path.join(root, _MARKER), 'w') as f:
-    json.dump(settings, f)
+  epath.Path(root, _MARKER).write_text(json.dumps(settings))
 
 
 def ensure(root: str, num_train: int, num_val: int, min_size: int, max_size: int, seed: int,
            log=print) -> None:
   """Generates the dataset unless root already holds one made with the same settings."""
   settings = dict(num_train=num_train, num_val=num_val, min_size=min_size, max_size=max_size, seed=seed)
-  marker = os.path.join(root, _MARKER)
-  if os.path.exists(marker):
-    with open(marker) as f:
-      if json.load(f) == settings:
-        return
+  marker = epath.Path(root, _MARKER)
+  if marker.exists() and json.loads(marker.read_text()) == settings:
+    return
   generate(root, log=log, **settings)

@@ -8,6 +8,8 @@ VOC 2012 + SBD `train_aug` split.
 """
 import os
 
+from etils import epath
+
 from deeplab_jax.data.split import Split, check_exist
 from deeplab_jax.errors import UserError
 
@@ -23,10 +25,9 @@ def read_ids(list_file: str, what: str) -> list[str]:
   Raises:
     UserError: if the file is missing or lists nothing; `what` says what the file should be.
   """
-  if not os.path.isfile(list_file):
+  if not epath.Path(list_file).is_file():
     raise UserError(f'Split file {list_file} not found. {what}')
-  with open(list_file) as f:
-    ids = [line.split()[0] for line in f if line.strip()]
+  ids = [line.split()[0] for line in epath.Path(list_file).read_text().splitlines() if line.strip()]
   if not ids:
     raise UserError(f'Split file {list_file} lists no images.')
   return ids
@@ -38,7 +39,7 @@ def read_split(root: str, split: str, label_dir: str = 'SegmentationClass') -> S
   Raises:
     UserError: naming the missing folder, split file or first missing image/label.
   """
-  if not os.path.isdir(root):
+  if not epath.Path(root).is_dir():
     raise UserError(f'Dataset folder {root} does not exist. ' + _layout_help(root, label_dir))
   list_file = os.path.join(root, 'ImageSets', 'Segmentation', f'{split}.txt')
   ids = read_ids(list_file, _layout_help(root, label_dir))
@@ -55,7 +56,7 @@ def _sbd_help(sbd_root: str) -> str:
 
 def train_aug_ids(voc_root: str, sbd_root: str) -> tuple[list[str], set[str]]:
   """(sorted train_aug ids, the VOC train ids among them): VOC train + SBD train + SBD val - VOC val."""
-  if not os.path.isdir(voc_root):
+  if not epath.Path(voc_root).is_dir():
     raise UserError(f'Dataset folder {voc_root} does not exist. '
                     + _layout_help(voc_root, 'SegmentationClass'))
   voc_lists = os.path.join(voc_root, 'ImageSets', 'Segmentation')
@@ -77,7 +78,7 @@ def read_train_aug(voc_root: str, sbd_root: str) -> Split:
   images, labels = [], []
   for i in ids:
     voc_image = os.path.join(voc_root, 'JPEGImages', i + '.jpg')
-    images.append(voc_image if os.path.isfile(voc_image) else os.path.join(sbd_root, 'img', i + '.jpg'))
+    images.append(voc_image if epath.Path(voc_image).is_file() else os.path.join(sbd_root, 'img', i + '.jpg'))
     labels.append(os.path.join(voc_root, 'SegmentationClass', i + '.png') if i in voc_annotated
                   else os.path.join(sbd_root, 'cls', i + '.mat'))
   source = f'the VOC ({voc_root}) and SBD ({sbd_root}) split lists'

@@ -132,3 +132,14 @@ def test_missing_or_unnamed_tfds_datasets_are_one_line(tmp_path):
   data.tfds_name, data.tfds_data_dir = 'no_such_dataset_here', str(tmp_path)
   with pytest.raises(UserError, match=rf"'no_such_dataset_here' not found or unreadable in {tmp_path}"):
     datasets.read_split(data, 'train')
+
+
+def test_inspect_data_reads_records(built):
+  from deeplab_jax.data import inspection
+  config = tiny_config()
+  config.data = built[1]['tfrecord']
+  config.data.class_names = ('a', 'b', 'c')
+  lines = []
+  assert inspection.inspect_data(config, log=lines.append), lines
+  assert lines[0].startswith('== train: 5 images, 0 unreadable')
+  assert 'height min/median/max 40 / 48 / 56, width 48 / 52 / 56' in lines[0]
