@@ -135,3 +135,15 @@ def test_formats_tf_cannot_read_take_the_python_path():
   assert not transforms.graph_decodable(tf.constant(truncated), tf.constant(png_bytes(mask, 'L')))[0]
   with pytest.raises((tf.errors.OpError, reading.BadExample), match='^i: corrupt or unreadable image'):
     _graph_load(truncated, png_bytes(mask, 'L'), table)
+
+
+def test_the_pipeline_decodes_voc_layout_data_in_the_graph(synthetic_root, monkeypatch):
+  """JPEG images with palette PNG labels (VOC's and the synthetic set's formats) never reach Python."""
+  from deeplab_jax.data import pipeline, voc
+  from tests.conftest import tiny_config
+  calls = []
+  python_load = transforms._python_load
+  monkeypatch.setattr(transforms, '_python_load', lambda *args: calls.append(1) or python_load(*args))
+  split = voc.read_split(synthetic_root, 'val')
+  batch = next(pipeline.eval_batches(split, tiny_config(synthetic_root).data, global_batch=5))
+  assert calls == [] and (batch['label'] < 6).sum() > 0
