@@ -1,5 +1,6 @@
 """The dataset named by a config: its train and eval splits, with their official sizes checked."""
 import os
+import sys
 
 from etils import epath
 import ml_collections
@@ -22,7 +23,27 @@ OFFICIAL_SIZES = {
 
 
 def read_split(data_cfg: ml_collections.ConfigDict, split: str) -> Split | tfds_source.RecordSplit:
-  """One split of data_cfg.dataset, with the label map the dataset (or data.label_map) asks for."""
+  """One split of data_cfg.dataset, with the label map the dataset (or data.label_map) asks for.
+
+  Raises:
+    UserError: naming what is missing, or the path that could not be read (e.g. a gs:// bucket
+      without access), in one line.
+  """
+  try:
+    return _read_split(data_cfg, split)
+  except _io_errors() as e:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ''
+    raise UserError(f'Cannot read the {data_cfg.dataset} dataset at {data_cfg.root} (data.root) for split '
+                    f'{split!r}: {type(e).__name__}: {first}') from None
+
+
+def _io_errors() -> tuple[type, ...]:
+  """OSError, and TensorFlow's errors if it is loaded (tf.io.gfile serves epath's gs:// paths)."""
+  tf = sys.modules.get('tensorflow')
+  return (OSError,) + ((tf.errors.OpError,) if tf is not None and hasattr(tf, 'errors') else ())
+
+
+def _read_split(data_cfg: ml_collections.ConfigDict, split: str) -> Split | tfds_source.RecordSplit:
   name, root = data_cfg.dataset, data_cfg.root
   if name == 'tfds':  # records carry their own label map (data.label_map overrides it)
     return tfds_source.read_split(data_cfg, split)

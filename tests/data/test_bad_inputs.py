@@ -102,3 +102,18 @@ def test_cityscapes_and_ade20k_name_what_is_missing(tmp_path):
   data.dataset, data.root, data.num_classes = 'ade20k', str(tmp_path / 'cs'), 150
   with pytest.raises(UserError, match='images/training not found.*ADEChallengeData2016'):
     datasets.read_split(data, 'training')
+
+
+def test_an_unreadable_root_is_one_line_naming_it(tmp_path, monkeypatch):
+  """What a gs:// bucket without access raises inside epath (here: a denied local folder)."""
+  from etils import epath
+
+  def denied(self):
+    raise PermissionError(f'403 access denied to {self}')
+
+  monkeypatch.setattr(type(epath.Path(str(tmp_path))), 'is_dir', denied)
+  data = tiny_config(str(tmp_path)).data
+  data.dataset = 'folder'
+  with pytest.raises(UserError, match=rf"^Cannot read the folder dataset at {tmp_path} \(data.root\) for "
+                                      rf"split 'train': PermissionError: 403 access denied to {tmp_path}$"):
+    datasets.read_split(data, 'train')
