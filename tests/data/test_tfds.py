@@ -143,3 +143,21 @@ def test_inspect_data_reads_records(built):
   assert inspection.inspect_data(config, log=lines.append), lines
   assert lines[0].startswith('== train: 5 images, 0 unreadable')
   assert 'height min/median/max 40 / 48 / 56, width 48 / 52 / 56' in lines[0]
+
+
+def test_voc_train_aug_records_hold_the_sbd_mat_labels(tmp_path):
+  """train_aug from VOC + SBD (.mat labels, which only Python reads) written as records: the record
+  stream decodes everything in the graph and equals the file stream."""
+  voc_root, sbd_root = miniatures.voc_sbd(str(tmp_path))
+  data = tiny_config(voc_root).data
+  data.dataset, data.sbd_root, data.num_classes, data.expect_counts = 'voc', sbd_root, 21, False
+  data.train_split, data.eval_split, data.label_dir = 'train_aug', 'val', 'SegmentationClass'
+  tfds_builder.build(data, str(tmp_path / 'records'), 'aug', splits=['train_aug'], log=lambda _: None)
+  records = as_tfds(data, str(tmp_path / 'records'), 'aug')
+  files, split = datasets.read_split(data, 'train_aug'), datasets.read_split(records, 'train_aug')
+  assert any(p.endswith('.mat') for p in files.label_paths) and len(split) == len(files) == 4
+  want = next(pipeline.eval_batches(files, data, global_batch=4))
+  got = next(pipeline.eval_batches(split, records, global_batch=4))
+  np.testing.assert_array_equal(got['label'], want['label'])
+  np.testing.assert_array_equal(got['image'], want['image'])
+  assert set(np.unique(got['label'])) == {3, 7, 255}  # VOC's own PNGs (3, border 255) and SBD's 7
