@@ -15,6 +15,7 @@ import os
 from typing import Callable
 
 from clu import metric_writers
+from etils import epath
 import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
@@ -235,7 +236,8 @@ def _triples(batch: dict, predictions: np.ndarray, count: int, data) -> list[np.
 
 
 def _save_png(path: str, picture: np.ndarray) -> None:
-  Image.fromarray(picture).save(path)
+  with epath.Path(path).open('wb') as f:  # local or gs:// workdirs
+    Image.fromarray(picture).save(f, 'PNG')
 
 
 def write_pictures(workdir: str, name: str, results: dict) -> dict:
@@ -277,9 +279,9 @@ def write_results(workdir: str, split: str, step: int, results: dict, *, suffix:
   name = f'{split}_step{step}{suffix}'
   path = os.path.join(workdir, 'eval', name + '.json')
   if jax.process_index() == 0:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, 'w') as f:
-      json.dump(dict({k: v for k, v in results.items() if k != 'samples'}, step=step), f, indent=1)
+    epath.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    epath.Path(path).write_text(json.dumps(dict({k: v for k, v in results.items() if k != 'samples'},
+                                                step=step), indent=1))
     pictures = write_pictures(workdir, name, results)
     if tensorboard:
       _write_tensorboard(workdir, step, f'eval_{split}{suffix}', results, pictures)
