@@ -95,7 +95,10 @@ def _first_line(message: str) -> str:
       return line.split('BadExample: ', 1)[1]
     if 'assertion failed: [' in line:  # a tf.debugging check: its message, without TF's wrapping
       return line.split('assertion failed: [', 1)[1].split('] [', 1)[0]
-  return message.splitlines()[0]
+  first = message.splitlines()[0]
+  if any(word in first for word in ('JPEG', 'PNG', 'png', 'jpeg')):  # a graph decoder, which knows no path
+    return first + ' (a file that looked complete failed to decode; --mode=inspect_data names it)'
+  return first
 
 
 def _load(split: Split | tfds_source.RecordSplit, index, data: ml_collections.ConfigDict):

@@ -117,3 +117,15 @@ def test_an_unreadable_root_is_one_line_naming_it(tmp_path, monkeypatch):
   with pytest.raises(UserError, match=rf"^Cannot read the folder dataset at {tmp_path} \(data.root\) for "
                                       rf"split 'train': PermissionError: 403 access denied to {tmp_path}$"):
     datasets.read_split(data, 'train')
+
+
+def test_a_complete_looking_file_the_graph_cannot_decode_points_to_inspect_data(tmp_path):
+  data, split = folder_with(tmp_path, 'none')
+  image = tmp_path / 'images' / 'train' / 'c.jpg'
+  content = image.read_bytes()
+  image.write_bytes(content[:3] + bytes(200) + content[203:])  # start and end intact, headers gone
+  with pytest.raises(UserError, match=r'failed to decode; --mode=inspect_data names it'):
+    list(pipeline.eval_batches(split, data, global_batch=4))
+  from deeplab_jax.data import inspection, labels
+  report = inspection.scan(split, labels.label_table('identity', 2, 255))
+  assert len(report.problems) == 1 and 'c.jpg: corrupt or unreadable image' in report.problems[0]
