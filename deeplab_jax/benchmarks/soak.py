@@ -8,6 +8,9 @@ tf.data pipeline, metric writer, periodic checkpoints -- for --steps steps, read
 size at every --every-th step's log line. Prints the samples, then the least-squares slope in MB per
 1000 steps over the samples after --warmup (compilation, allocator pools and tf.data buffers settle
 first). A flat run has a slope near zero; a per-step leak of k bytes shows as k MB per 1000 steps.
+RSS also swings by tens of MB as allocator pools are taken and given back, which dominates the slope
+of a short run; the floor growth (lowest RSS of the second half of the samples after --warmup minus
+that of the first half) is steadier: a leak raises the floor, a transient swing does not.
 Linux only (reads /proc/self/statm).
 """
 import json
@@ -72,6 +75,16 @@ def slope(samples: list[tuple[int, float]], warmup: int) -> float:
   return float(np.polyfit(steps, mb, 1)[0] * 1000)
 
 
+def floor_growth(samples: list[tuple[int, float]], warmup: int) -> float:
+  """MB: the lowest RSS in the second half of the samples after warmup minus the first half's lowest."""
+  kept = [m for s, m in samples if s > warmup]
+  if len(kept) < 4:
+    raise UserError(f'{len(kept)} RSS samples after --warmup={warmup}: too few. Raise --steps or '
+                    'lower --every / --warmup.')
+  half = len(kept) // 2
+  return min(kept[half:]) - min(kept[:half])
+
+
 def main(argv):
   del argv
   config = FLAGS.config
@@ -82,6 +95,7 @@ def main(argv):
   print(json.dumps({'steps': FLAGS.steps, 'every': FLAGS.every, 'warmup': FLAGS.warmup,
                     'rss_mb': [[s, round(m, 1)] for s, m in samples],
                     'slope_mb_per_1000_steps': round(slope(samples, FLAGS.warmup), 2),
+                    'floor_growth_mb': round(floor_growth(samples, FLAGS.warmup), 1),
                     'rss_range_after_warmup_mb': round(max(kept) - min(kept), 1)}))
 
 

@@ -262,7 +262,8 @@ def _train(run: Run, state, train_split, *, dropout_rng: jax.Array, run_eval: Ca
         if progress.rate(step):
           scalars['train/steps_per_sec'] = progress.rate(step)
         writer.write_scalars(step, scalars)
-        skipped = f'  {batches.num_bad} bad examples skipped' if batches.num_bad else ''
+        bad = getattr(batches, 'num_bad', 0)  # tests may feed a plain generator
+        skipped = f'  {bad} bad examples skipped' if bad else ''
         log(f'{progress.line(step)}  loss {values["loss"]:.4f}  lr {values["learning_rate"]:.5f}{skipped}')
         collected = None
       evaluate = train.eval_every and step % train.eval_every == 0 and step != train.num_steps

@@ -36,7 +36,7 @@ def sigterm_at_second_batch(real):
 
 
 def main(port: str, process_id: str, base: str, data_root: str):
-  faulthandler.dump_traceback_later(540, exit=True)  # a hang ends in a traceback, not a stuck test
+  faulthandler.dump_traceback_later(1500, exit=True)  # a hang ends in a traceback, not a stuck test
   distributed.initialize(f'127.0.0.1:{port}', 2, int(process_id))
   assert jax.process_count() == 2 and jax.local_device_count() == 4
   loop._evaluate = lambda run, split, state: {}  # noqa: SLF001

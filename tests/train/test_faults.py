@@ -235,7 +235,7 @@ def test_preemption_of_one_process_of_two_stops_both_at_one_step_and_resumes_exa
                                base, data_root], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for i in range(2)]
   try:
-    outputs = [w.communicate(timeout=600)[0] for w in workers]  # the old loop hangs here
+    outputs = [w.communicate(timeout=1800)[0] for w in workers]  # minutes idle; heavy load: more
   finally:
     for w in workers:
       w.kill()
