@@ -7,10 +7,12 @@ Trains the config (quickstart: its synthetic data, generated on first use) throu
 tf.data pipeline, metric writer, periodic checkpoints -- for --steps steps, reading the resident set
 size at every --every-th step's log line. Prints the samples, then the least-squares slope in MB per
 1000 steps over the samples after --warmup (compilation, allocator pools and tf.data buffers settle
-first). A flat run has a slope near zero; a per-step leak of k bytes shows as k MB per 1000 steps.
-RSS also swings by tens of MB as allocator pools are taken and given back, which dominates the slope
-of a short run; the floor growth (lowest RSS of the second half of the samples after --warmup minus
-that of the first half) is steadier: a leak raises the floor, a transient swing does not.
+first; the first checkpoint save also raises RSS once, by ~280 MB on the tiny test model, so
+--warmup should reach past it: the quickstart saves at step 300). A flat run has a slope near
+zero; a per-step leak of k bytes shows as k MB per 1000 steps. RSS also swings by tens of MB as
+allocator pools are taken and given back, which dominates the slope of a short run; the floor
+growth (lowest RSS of the second half of the samples after --warmup minus that of the first half)
+is steadier: a leak raises the floor, a transient swing does not.
 Linux only (reads /proc/self/statm).
 """
 import json
