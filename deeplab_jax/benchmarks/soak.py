@@ -1,7 +1,7 @@
 """Host memory over a long run: the process's RSS every N steps of a real training run, and its slope.
 
     python -m deeplab_jax.benchmarks.soak [--config=configs/quickstart.py] [--steps=3000] [--every=100] \\
-        [--warmup=300] [--workdir=/tmp/soak] [--config.data.root=...]
+        [--warmup=300] [--workdir=DIR] [--config.data.root=...]
 
 Trains the config (quickstart: its synthetic data, generated on first use) through the real loop --
 tf.data pipeline, metric writer, periodic checkpoints -- for --steps steps, reading the resident set
