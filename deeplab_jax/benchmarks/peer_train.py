@@ -10,9 +10,9 @@ aux_loss=True)`: no downloads, random init. Ours: the --config (any --config.x=y
 
 Protocol, the same for both sides:
   * data: the config's train split (load_splits(config.data)); the same --steps, --batch (default:
-    train.batch_size) and square crop data.crop_size; random scale in [data.min_scale, data.max_scale]
-    of the original frame, random left-right flip; the config's ignore label (CamVid: void) left out
-    of the loss and the metrics.
+    train.batch_size) and crop data.crop_size (a side or (height, width)); random scale in
+    [data.min_scale, data.max_scale] of the original frame, random left-right flip; the config's
+    ignore label (CamVid: void) left out of the loss and the metrics.
   * schedule: poly, (1 - step / steps) ** 0.9 per iteration, to 0 at --steps, no warmup.
   * evaluation: the config's eval split (the first --eval_images images; 0: all), inferred at the
     config's eval.scales (and eval.flip) of the frame, class probabilities resized bilinearly back to
@@ -58,7 +58,7 @@ import numpy as np
 from PIL import Image
 
 from deeplab_jax import cli, sharding
-from deeplab_jax.data import datasets, pipeline
+from deeplab_jax.data import datasets, pipeline, sizes
 from deeplab_jax.data.split import Split
 from deeplab_jax.errors import UserError
 from deeplab_jax.evaluate import evaluator, metrics
@@ -137,9 +137,10 @@ def normalize_imagenet(image: np.ndarray) -> np.ndarray:
 
 
 def torchvision_train_example(image: Image.Image, label: np.ndarray, rng: np.random.Generator,
-                              crop: int, min_scale: float, max_scale: float,
+                              crop, min_scale: float, max_scale: float,
                               ignore_label: int) -> tuple[np.ndarray, np.ndarray]:
-  """SegmentationPresetTrain on one pair: (image [crop, crop, 3] float32 normalised, label [crop, crop]).
+  """SegmentationPresetTrain on one pair: (image [h, w, 3] float32 normalised, label [h, w]) for a crop of
+  (h, w) (an int: a square).
 
   RandomResize draws the shorter side uniformly from [short * min_scale, short * max_scale] and resizes
   as torchvision's F.resize does (long side int(size * long / short)); then flip, then RandomCrop.
@@ -153,13 +154,14 @@ def torchvision_train_example(image: Image.Image, label: np.ndarray, rng: np.ran
   label = np.asarray(Image.fromarray(label).resize(new, Image.NEAREST))
   if rng.random() < 0.5:
     image, label = image[:, ::-1], label[:, ::-1]
-  pad = ((0, max(crop - label.shape[0], 0)), (0, max(crop - label.shape[1], 0)))
+  crop_h, crop_w = sizes.height_width(crop, 'data.crop_size')
+  pad = ((0, max(crop_h - label.shape[0], 0)), (0, max(crop_w - label.shape[1], 0)))
   image = np.pad(image, pad + ((0, 0),))  # pad_if_smaller: the image with 0, before Normalize
   label = np.pad(label, pad, constant_values=ignore_label)
-  top = int(rng.integers(0, label.shape[0] - crop + 1))
-  left = int(rng.integers(0, label.shape[1] - crop + 1))
-  return (normalize_imagenet(image[top:top + crop, left:left + crop]),
-          label[top:top + crop, left:left + crop].copy())
+  top = int(rng.integers(0, label.shape[0] - crop_h + 1))
+  left = int(rng.integers(0, label.shape[1] - crop_w + 1))
+  return (normalize_imagenet(image[top:top + crop_h, left:left + crop_w]),
+          label[top:top + crop_h, left:left + crop_w].copy())
 
 
 class TorchvisionSide:

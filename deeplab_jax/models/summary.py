@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from deeplab_jax.data import sizes
 from deeplab_jax.ops.atrous import AtrousConv, AtrousDepthwiseConv
 
 CONVENTIONS = ('analytic', 'tf')
@@ -89,13 +90,14 @@ def group(entries: list[tuple[tuple[str, ...], int]], depth: int) -> dict[str, i
   return totals
 
 
-def summarize(model: nn.Module, image_size: int, depth: int = 2, convention: str = 'analytic') -> dict:
+def summarize(model: nn.Module, image_size, depth: int = 2, convention: str = 'analytic') -> dict:
   """Params and MACs (counted by `convention`, one of CONVENTIONS) of `model` on one [1, S, S, 3] image.
 
   Returns:
     {'rows': [(module, params, macs)], 'params': total, 'macs': total, 'convention': convention}.
   """
-  images = jax.ShapeDtypeStruct((1, image_size, image_size, 3), jnp.float32)
+  height, width = sizes.height_width(image_size, 'image size')
+  images = jax.ShapeDtypeStruct((1, height, width, 3), jnp.float32)
   variables = jax.eval_shape(model.init, jax.random.key(0), images)
   params = group(param_counts(variables['params']), depth)
   macs = group(count_macs(model, variables, images, convention), depth)
@@ -129,9 +131,9 @@ def config_summary(config: ml_collections.ConfigDict, depth: int = 2) -> str:
   """The table for the inference model of `config` at its crop size and training output stride."""
   from deeplab_jax.models.deeplab import build_model  # deeplab imports the model modules this one counts
   model = build_model(config, train=False)
-  size = config.data.crop_size
+  size = sizes.height_width(config.data.crop_size, 'data.crop_size')
   title = (f'{config.model.backbone} + {config.model.head}{" + decoder" if config.model.decoder else ""}'
-           f', output stride {config.model.output_stride}, {size}x{size} input, '
+           f', output stride {config.model.output_stride}, {size[0]}x{size[1]} input, '
            f'{config.data.num_classes} classes')
   tf_macs = summarize(model, size, depth, 'tf')['macs']
   return format_summary(summarize(model, size, depth), title, tf_macs)
