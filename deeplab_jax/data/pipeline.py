@@ -14,6 +14,7 @@ file is logged the first time. An up-front scan of every file would also be dete
 full decode of the dataset before step 1; `--mode=inspect_data` is that scan, on demand.
 """
 import dataclasses
+import re
 
 from absl import logging
 import ml_collections
@@ -70,7 +71,8 @@ class Batches:
     try:
       batch = next(self._iterator)
     except tf.errors.OpError as e:  # a bad file: a UserError naming it, not a TF traceback
-      raise UserError(f'Bad input data: {_first_line(e.message)}') from None
+      missing = isinstance(e, tf.errors.NotFoundError)  # a file gone since the split was read
+      raise UserError(f'Bad input data: {_first_line(e.message, missing)}') from None
     for problem in batch.pop('problem'):
       if problem:
         self._count(problem.decode())
@@ -88,14 +90,18 @@ class Batches:
     self._iterator = None
 
 
-def _first_line(message: str) -> str:
-  """The reader's own message out of a numpy_function error ('BadExample: <path>: ...' + traceback)."""
+def _first_line(message: str, missing: bool = False) -> str:
+  """The reader's own message out of a numpy_function error ('BadExample: <path>: ...' + traceback),
+  or TF's first line without its '{{function_node ...}}' prefix (missing: a file read failed because
+  it no longer exists, which TF's message names)."""
   for line in message.splitlines():
     if 'BadExample: ' in line:
       return line.split('BadExample: ', 1)[1]
     if 'assertion failed: [' in line:  # a tf.debugging check: its message, without TF's wrapping
       return line.split('assertion failed: [', 1)[1].split('] [', 1)[0]
-  first = message.splitlines()[0]
+  first = re.sub(r'^\{\{function_node [^}]*\}\}\s*', '', message.splitlines()[0])
+  if missing:
+    return first
   if any(word in first for word in ('JPEG', 'PNG', 'png', 'jpeg')):  # a graph decoder, which knows no path
     return first + ' (a file that looked complete failed to decode; --mode=inspect_data names it)'
   return first
