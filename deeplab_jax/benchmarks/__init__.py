@@ -18,8 +18,10 @@
     peer_train  a from-scratch training run against torchvision's deeplabv3_mobilenet_v3_large on real
                 data (CamVid), alternating in chunks: both val mIoU, per-class IoU, images/s ratio
                   python -m deeplab_jax.benchmarks.peer_train --config=configs/camvid.py --steps=1500
+    soak        host memory (RSS) over a long real training run: its samples, slope and floor growth
+                  python -m deeplab_jax.benchmarks.soak --steps=3000 --every=100
 
 Each module defines its flags only when run as a command (`define_flags`), so that they can be imported
-side by side (by tests, or torch_step importing step) without their flag names clashing. Only pipeline
-and peer_train import TensorFlow.
+side by side (by tests, or torch_step importing step) without their flag names clashing. Only pipeline,
+peer_train and soak (through the training loop) import TensorFlow.
 """
