@@ -190,10 +190,10 @@ def scale_pad_crop(image, label, seeds, size, scales: tuple[float, float, float]
   if as_uint8:
     image, label = pad_to_size(image, label, height, width, tuple(np.round(mean)), ignore_label)
     image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-    return image[:height, :width], label[:height, :width]
-  image = normalize(image, mean, std)
-  # Normalised, the mean pixel is 0: pad with zeros, once.
-  image, label = pad_to_size(image, label, height, width, (0.0, 0.0, 0.0), ignore_label)
+  else:
+    image = normalize(image, mean, std)
+    # Normalised, the mean pixel is 0: pad with zeros, once.
+    image, label = pad_to_size(image, label, height, width, (0.0, 0.0, 0.0), ignore_label)
   return image[:height, :width], label[:height, :width]
 
 
