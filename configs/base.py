@@ -40,6 +40,10 @@ def get_config() -> ml_collections.ConfigDict:
   # keeping its ratio, to fit eval_size and its probabilities resized back to the label (deeplab2);
   # 'slide': eval_size windows overlapping by eval_overlap (mmsegmentation). Metrics: original labels.
   data.eval_protocol = 'pad'
+  # 'pad' protocol: 'canvas' pads every image to eval_size (the official protocol: the image-pooling
+  # branch averages over the canvas); 'batch' pads each batch only to its largest image, rounded up to
+  # predict.pad_multiple buckets (at most eval_size): less compute, a few compiles, one host only
+  data.eval_padding = 'canvas'
   data.eval_overlap = 1 / 3  # 'slide': share of a window its neighbour repeats (mmseg: 512 stride 341)
   data.min_scale = 0.5  # random scale augmentation: min_scale..max_scale in steps of scale_step
   data.max_scale = 2.0

@@ -202,7 +202,8 @@ def train_batches(split: Split, data: ml_collections.ConfigDict, seed: int, glob
   return Batches(_with_options(dataset, data).batch(shard.local_batch(global_batch), drop_remainder=True))
 
 
-def _eval_example(position, split: Split, data: ml_collections.ConfigDict, include_index: bool):
+def _eval_example(position, split: Split, data: ml_collections.ConfigDict, include_index: bool,
+                  to_canvas: bool):
   n = len(split)
   index = tf.minimum(position, n - 1)
   image, label, problem = _load(split, index, data)
@@ -212,8 +213,8 @@ def _eval_example(position, split: Split, data: ml_collections.ConfigDict, inclu
        'data.eval_protocol to resize or slide: ',
        _example_name(split, index)]))
   mean, std = normalization.mean_std(data)
-  image, label = transforms.pad_to_size(image, label, height, width, mean,
-                                        data.ignore_label)
+  if to_canvas:
+    image, label = transforms.pad_to_size(image, label, height, width, mean, data.ignore_label)
   # Positions past the end fill the last batch; all-ignore labels keep them out of the metrics.
   label = tf.where(position < n, tf.cast(label, tf.int32), data.ignore_label)
   problem = tf.where(position < n, problem, '')  # a repeat of the last example is not counted twice
@@ -225,16 +226,31 @@ def num_eval_batches(split: Split, global_batch: int) -> int:
   return -(-len(split) // global_batch)
 
 
+EVAL_PADDINGS = ('canvas', 'batch')
+
+
 def eval_batches(split: Split, data: ml_collections.ConfigDict, global_batch: int,
                  shard: Shard = Shard(), include_index: bool = False) -> Batches:
   """One pass over split in local batches of whole images padded to eval_size (padding = ignore).
 
+  With data.eval_padding='batch' each batch is padded only to its largest image (the evaluator rounds
+  that up to a bucket); the normalised padding is 0, the mean pixel, as on the canvas.
   include_index adds 'index' [L] int32: each example's position in split, -1 for filler slots.
   """
+  if data.eval_padding not in EVAL_PADDINGS:
+    raise UserError(f'data.eval_padding is {data.eval_padding!r}; expected one of {EVAL_PADDINGS}.')
+  to_canvas = data.eval_padding == 'canvas'
   dataset = _positions(0, num_eval_batches(split, global_batch), global_batch, shard)
-  dataset = dataset.map(lambda g: _eval_example(g, split, data, include_index),
+  dataset = dataset.map(lambda g: _eval_example(g, split, data, include_index, to_canvas),
                         num_parallel_calls=data.num_parallel_calls, deterministic=True)
-  return Batches(_with_options(dataset, data).batch(shard.local_batch(global_batch)))
+  dataset, local = _with_options(dataset, data), shard.local_batch(global_batch)
+  if to_canvas:
+    return Batches(dataset.batch(local))
+  shapes = {'image': [None, None, 3], 'label': [None, None], 'problem': []}
+  padding = {'image': 0.0, 'label': data.ignore_label, 'problem': ''}
+  if include_index:
+    shapes['index'], padding['index'] = [], -1
+  return Batches(dataset.padded_batch(local, padded_shapes=shapes, padding_values=padding))
 
 
 def _with_options(dataset: tf.data.Dataset, data: ml_collections.ConfigDict) -> tf.data.Dataset:

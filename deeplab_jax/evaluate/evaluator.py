@@ -123,6 +123,9 @@ def evaluate(variables: dict, split: Split, config: ml_collections.ConfigDict, m
     confusion, samples = _evaluate_each_image(variables, split, config, model, setting, crf_params,
                                               shard, log)
     return _results(confusion, samples, split, data, setting, output_stride, crf_params)
+  if data.eval_padding == 'batch' and jax.process_count() > 1:
+    raise UserError("data.eval_padding='batch' pads each host's batch to its own largest image, so "
+                    "hosts would disagree on the shape; use 'canvas' on several hosts.")
   refine = crf_refiner(mesh, crf_params, data) if crf_params else None
   step_fn = jit_eval_step(mesh, model, setting, data.num_classes, data.ignore_label, refine)
   confusion = np.zeros((1 + bool(refine), data.num_classes, data.num_classes), np.int64)
@@ -131,6 +134,8 @@ def evaluate(variables: dict, split: Split, config: ml_collections.ConfigDict, m
   for i, batch in enumerate(pipeline.eval_batches(split, data, config.eval.batch_size, shard,
                                                   include_index=True)):
     index = batch.pop('index')
+    if data.eval_padding == 'batch':
+      batch = pad_to_bucket(batch, config)
     batch_confusion, predictions = step_fn(variables, sharding.global_batch(batch, mesh))
     confusion += np.asarray(batch_confusion)
     rows = [j for j, position in enumerate(index) if position in wanted]
@@ -141,6 +146,20 @@ def evaluate(variables: dict, split: Split, config: ml_collections.ConfigDict, m
       log(f'  eval {split.name} ({setting.tag}, OS {output_stride}{", CRF" if refine else ""}): '
           f'batch {i + 1}/{total}')
   return _results(confusion, samples, split, data, setting, output_stride, crf_params if refine else None)
+
+
+def pad_to_bucket(batch: dict, config: ml_collections.ConfigDict) -> dict:
+  """A batch padded to its largest image (data.eval_padding='batch') padded further, bottom/right, to
+  predict.padded_side's bucket of each side (at most data.eval_size): a split of many sizes costs a few
+  compiles. Image padding 0 (the normalised mean pixel), label padding ignore, as on the canvas."""
+  canvas = sizes.height_width(config.data.eval_size, 'data.eval_size')
+  aligned = bool(config.model.upsample_align_corners)
+  sides = batch['label'].shape[1:3]
+  target = [max(d, min(predict.padded_side(d, config.predict.pad_multiple, aligned), c))
+            for d, c in zip(sides, canvas)]
+  pads = ((0, 0), (0, target[0] - sides[0]), (0, target[1] - sides[1]))
+  return dict(batch, image=np.pad(batch['image'], pads + ((0, 0),)),
+              label=np.pad(batch['label'], pads, constant_values=config.data.ignore_label))
 
 
 def _results(confusion: np.ndarray, samples: list, split, data, setting: inference.Setting,

@@ -250,6 +250,30 @@ def test_eval_canvas_of_height_and_width(synthetic_root):
     next(pipeline.eval_batches(split, data, global_batch=1))
 
 
+def test_eval_batches_padded_only_to_their_largest_image(synthetic_root):
+  """data.eval_padding='batch': each batch as large as its largest image, the same pixels as on the
+  canvas at the top left, padding 0 (the normalised mean) and ignore."""
+  data = data_config(synthetic_root)
+  split = voc.read_split(synthetic_root, 'val')  # 5 images of 60-90 px sides, batches of 2
+  canvas = list(pipeline.eval_batches(split, data, global_batch=2))
+  data.eval_padding = 'batch'
+  batches = list(pipeline.eval_batches(split, data, global_batch=2, include_index=True))
+  shapes = [np.asarray(Image.open(p)).shape for p in split.label_paths]
+  assert len(batches) == 3
+  for k, (batch, whole) in enumerate(zip(batches, canvas)):
+    mine = shapes[2 * k:2 * k + 2]
+    h, w = max(s[0] for s in mine), max(s[1] for s in mine)
+    assert batch['image'].shape == (2, h, w, 3) and batch['label'].shape == (2, h, w)
+    np.testing.assert_array_equal(batch['label'], whole['label'][:, :h, :w])
+    np.testing.assert_array_equal(batch['image'], whole['image'][:, :h, :w])
+    for row, (ih, iw) in enumerate(mine):
+      assert np.all(batch['image'][row, ih:] == 0) and np.all(batch['image'][row, :, iw:] == 0)
+  assert list(batches[-1]['index']) == [4, -1] and np.all(batches[-1]['label'][1] == 255)
+  data.eval_padding = 'largest'
+  with pytest.raises(UserError, match=r"data.eval_padding is 'largest'; expected one of"):
+    pipeline.eval_batches(split, data, global_batch=2)
+
+
 def test_cityscapes_configs_evaluate_on_the_official_canvas():
   import importlib
   for name in ('v3_cityscapes', 'v3plus_cityscapes'):

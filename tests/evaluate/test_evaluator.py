@@ -52,6 +52,35 @@ def test_single_scale_no_flip_equals_plain_eval(tiny, synthetic_root):
   np.testing.assert_array_equal(results['samples'][-1][:, :w], np.asarray(Image.open(split.image_paths[-1])))
 
 
+def test_batch_padding_evaluates_bucketed_batches_over_the_same_pixels(tiny, synthetic_root):
+  """data.eval_padding='batch': the model runs on each batch padded to a bucket of its largest image (at
+  most the canvas), the confusion is that of those batches, and every labelled pixel still counts once."""
+  config, model, variables = tiny
+  config.data.root, config.data.eval_padding = synthetic_root, 'batch'
+  config.eval.batch_size, config.predict.pad_multiple = 2, 16
+  split = voc.read_split(synthetic_root, 'val')
+  mesh = sharding.make_mesh(jax.devices()[:2])
+  results = evaluator.evaluate(jax.device_put(variables, sharding.replicated(mesh)), split, config, mesh,
+                               log=lambda _: None)
+  apply = jax.jit(model.apply)
+  n, expected, seen = config.data.num_classes, 0, []
+  for b in pipeline.eval_batches(split, config.data, config.eval.batch_size):
+    b = evaluator.pad_to_bucket(b, config)
+    seen.append(b['label'].shape[1:])
+    predictions = np.asarray(apply(variables, b['image'])['logits']).argmax(-1)
+    keep = b['label'] != 255
+    expected = expected + np.bincount(b['label'][keep] * n + predictions[keep],
+                                      minlength=n * n).reshape(n, n)
+  np.testing.assert_array_equal(results['confusion_matrix'], expected)
+  labelled = sum(int((np.asarray(Image.open(p)) != 255).sum()) for p in split.label_paths)
+  assert results['num_pixels'] == labelled
+  # Sides of 60-90 px in units of 16 (+ 1, corner-aligned): 4 -> 65, 5-6 -> 97, capped by the 96 canvas.
+  shapes = [np.asarray(Image.open(p)).shape for p in split.label_paths]
+  for k, side in enumerate(seen):
+    largest = np.max(shapes[2 * k:2 * k + 2], axis=0)
+    assert side == tuple(65 if d <= 65 else 96 for d in largest)
+
+
 def test_eval_mode_at_output_stride_8_of_a_run_trained_at_16(tiny, tmp_path, synthetic_root):
   _, _, variables = tiny
   config, workdir = voc_config(synthetic_root), str(tmp_path)
