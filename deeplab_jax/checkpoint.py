@@ -12,11 +12,11 @@ during a save stops the run with one line naming the folder and the space a chec
 
 Checkpoints hold the global, unreplicated state (what the jit front trains; the pmap front converts to
 it), and are restored with the shapes and shardings of the state at hand. So a checkpoint written on 8
-devices restores on 1, and one written under pmap restores under jit and back.
+devices restores on 1, and one written under pmap restores under jit and back. Every path goes through
+etils.epath (orbax's own paths too), so workdirs may be local or gs://.
 """
 import contextlib
 import errno
-import os
 import re
 import shutil
 from typing import Callable
@@ -30,6 +30,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
+from deeplab_jax import paths
 from deeplab_jax.errors import UserError
 from deeplab_jax.models.deeplab import variable_shapes
 
@@ -44,12 +45,12 @@ def _warn(line: str) -> None:
 def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
   """Creates workdir (or says why it can't) and writes the resolved config to WORKDIR/config.json."""
   try:
-    os.makedirs(workdir, exist_ok=True)
+    epath.Path(workdir).mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:
-      with open(os.path.join(workdir, 'config.json'), 'w') as f:
-        f.write(config.to_json(indent=1))
-  except OSError as e:
-    raise UserError(f'Cannot write to workdir {workdir}: {e.strerror}. Pass a writable --workdir.') from e
+      epath.Path(workdir, 'config.json').write_text(config.to_json(indent=1))
+  except paths.io_errors() as e:
+    reason = getattr(e, 'strerror', None) or str(e)  # OSError's reason, or TF's message (gs://)
+    raise UserError(f'Cannot write to workdir {workdir}: {reason}. Pass a writable --workdir.') from e
 
 
 def _policy(max_to_keep: int, keep_best: bool):
@@ -65,7 +66,7 @@ class Checkpointer:
   """A CheckpointManager over WORKDIR/checkpoints holding whole TrainStates (async saves)."""
 
   def __init__(self, directory: str, max_to_keep: int = 3, keep_best: bool = True):
-    self.directory = os.path.abspath(directory)
+    self.directory = paths.absolute(directory)
     self.unfinished = unfinished_steps(self.directory)  # read before orbax cleans them up
     options = ocp.CheckpointManagerOptions(create=True, cleanup_tmp_directories=True,
                                            preservation_policy=_policy(max_to_keep, keep_best))
@@ -133,10 +134,10 @@ class Checkpointer:
     if step not in self.manager.all_steps():
       return
     if jax.process_index() == 0:
-      folder = os.path.join(self.directory, str(step), 'metrics')
-      os.makedirs(folder, exist_ok=True)
+      folder = epath.Path(self.directory, str(step), 'metrics')
+      folder.mkdir(parents=True, exist_ok=True)
       handler = ocp.JsonCheckpointHandler(filename='metrics')
-      handler.save(epath.Path(folder), args=ocp.args.JsonSave({k: float(v) for k, v in metrics.items()}))
+      handler.save(folder, args=ocp.args.JsonSave({k: float(v) for k, v in metrics.items()}))
       handler.close()
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices(f'deeplab_jax_metrics_{step}')
@@ -182,9 +183,14 @@ class Checkpointer:
 
 def unfinished_steps(directory: str) -> list[int]:
   """Steps whose save never finished (killed half-way, or a full disk): orbax's temporary folders."""
-  if not os.path.isdir(directory):
+  if not epath.Path(directory).is_dir():
     return []
-  return sorted(int(m.group(1)) for m in map(_UNFINISHED.match, os.listdir(directory)) if m)
+  return sorted(int(m.group(1)) for m in map(_UNFINISHED.match, _names(directory)) if m)
+
+
+def _names(directory: str) -> list[str]:
+  """The entries of a folder by name (without the '/' that object stores may end sub-folders with)."""
+  return [p.name for p in epath.Path(directory).iterdir()]
 
 
 def _warn_skipped(log, directory: str, step: int | None, failed: dict, unfinished: list[int]) -> None:
@@ -252,14 +258,15 @@ def choose_step(steps, directory: str, step: int = 0) -> int:
 def _step_folder(path: str, step: int) -> tuple[str, list[int]]:
   """(manager directory, steps to try, newest first) of a run's checkpoints/ folder (`step`; 0: any,
   the latest intact one first) or of one step folder inside it (that step alone)."""
-  path = os.path.abspath(path)
-  if not os.path.isdir(path):
+  path = paths.absolute(path)
+  if not epath.Path(path).is_dir():
     raise UserError(f'Checkpoint folder {path} does not exist. Train first (--mode=train with the same '
                     '--workdir), or pass a trained run\'s --workdir (train.init_checkpoint: its '
                     'checkpoints/ folder or one step folder inside it).')
-  if os.path.basename(path).isdigit() and os.path.isdir(os.path.join(path, 'default')):
-    return os.path.dirname(path), [int(os.path.basename(path))]
-  steps = [int(d) for d in os.listdir(path) if d.isdigit()]
+  folder = epath.Path(path)
+  if folder.name.isdigit() and (folder / 'default').is_dir():
+    return str(folder.parent), [int(folder.name)]
+  steps = [int(d) for d in _names(path) if d.isdigit()]
   chosen = choose_step(steps, path, step)
   return path, [chosen] if step else sorted(steps, reverse=True)
 

@@ -9,8 +9,10 @@ import json
 import os
 import time
 
+from etils import epath
 import ml_collections
 
+from deeplab_jax import paths
 from deeplab_jax.errors import UserError
 
 CONFIG_FILE = 'config.json'
@@ -51,13 +53,12 @@ def _merge(config: ml_collections.ConfigDict, stored: dict) -> None:
 def load(workdir: str) -> ml_collections.ConfigDict:
   """WORKDIR/config.json as a ConfigDict over configs/base.py's fields (UserError if there is none)."""
   file = path(workdir)
-  try:
-    with open(file) as f:
-      stored = json.load(f)
-  except FileNotFoundError:
+  if not epath.Path(file).exists():
     raise UserError(f'{file} does not exist, so the run\'s config is unknown. Pass --workdir of a run '
-                    'made by --mode=train or deeplab_jax.convert, or pass --config too.') from None
-  except (OSError, ValueError) as e:
+                    'made by --mode=train or deeplab_jax.convert, or pass --config too.')
+  try:
+    stored = json.loads(epath.Path(file).read_text())
+  except paths.io_errors() + (ValueError,) as e:
     raise UserError(f'Cannot read {file}: {type(e).__name__}: {e}. Pass --config.') from e
   try:
     from configs import base
@@ -120,8 +121,8 @@ def differences(stored: dict, config: dict) -> dict:
 def _has_trained_checkpoint(workdir: str) -> bool:
   """Whether WORKDIR/checkpoints holds a step after 0 (step 0 alone: converted or initial weights,
   which a fine-tuning config is free to differ from)."""
-  directory = os.path.join(workdir, 'checkpoints')
-  return os.path.isdir(directory) and any(d.isdigit() and int(d) > 0 for d in os.listdir(directory))
+  directory = epath.Path(workdir, 'checkpoints')
+  return directory.is_dir() and any(p.name.isdigit() and int(p.name) > 0 for p in directory.iterdir())
 
 
 def check_resume(workdir: str, config: ml_collections.ConfigDict, accept: bool = False,
@@ -131,10 +132,9 @@ def check_resume(workdir: str, config: ml_collections.ConfigDict, accept: bool =
   With accept, the change is appended to WORKDIR/config_changes.json instead (the new config then
   becomes WORKDIR/config.json, written by training).
   """
-  if not (_has_trained_checkpoint(workdir) and os.path.isfile(path(workdir))):
+  if not (_has_trained_checkpoint(workdir) and epath.Path(path(workdir)).is_file()):
     return
-  with open(path(workdir)) as f:
-    stored = json.load(f)
+  stored = json.loads(epath.Path(path(workdir)).read_text())
   changed = differences(stored, json.loads(config.to_json()))
   if not changed:
     return
@@ -149,13 +149,11 @@ def check_resume(workdir: str, config: ml_collections.ConfigDict, accept: bool =
 
 
 def _record(workdir: str, changed: dict) -> None:
-  file = os.path.join(workdir, CHANGES_FILE)
-  history = []
-  if os.path.isfile(file):
-    with open(file) as f:
-      history = json.load(f)
+  """Appends changed to WORKDIR/config_changes.json through a temporary file: never half-written."""
+  file = epath.Path(workdir, CHANGES_FILE)
+  history = json.loads(file.read_text()) if file.is_file() else []
   history.append({'time': time.strftime('%Y-%m-%dT%H:%M:%S'),
                   'changed': {k: {'stored': old, 'now': new} for k, (old, new) in changed.items()}})
-  with open(file + '.tmp', 'w') as f:
-    json.dump(history, f, indent=1, default=str)
-  os.replace(file + '.tmp', file)
+  temporary = epath.Path(workdir, CHANGES_FILE + '.tmp')
+  temporary.write_text(json.dumps(history, indent=1, default=str))
+  temporary.replace(file)

@@ -1,12 +1,13 @@
-"""Reading a local TF1 checkpoint (the official DeepLab model zoo's) into numpy arrays.
+"""Reading a TF1 checkpoint (the official DeepLab model zoo's), local or gs://, into numpy arrays.
 
 --source may be the checkpoint prefix (`.../model.ckpt`), its `.index` or a `.data-*` file, or a folder
 holding one checkpoint: an extracted model-zoo tarball such as deeplabv3_pascal_train_aug/ (searched
-recursively). Nothing is downloaded; TensorFlow's checkpoint reader does the reading.
+recursively). Nothing is downloaded from a hub; the files are found through etils.epath and read by
+TensorFlow's checkpoint reader.
 """
-import glob
 import os
 
+from etils import epath
 import numpy as np
 
 from deeplab_jax.errors import UserError
@@ -14,8 +15,9 @@ from deeplab_jax.errors import UserError
 
 def checkpoint_prefix(path: str) -> str:
   """The checkpoint prefix that `path` names (see the module docstring); UserError if none."""
-  if os.path.isdir(path):
-    indexes = sorted(glob.glob(os.path.join(path, '**', '*.index'), recursive=True))
+  if epath.Path(path).is_dir():
+    indexes = sorted(str(folder / name) for folder, _, names in epath.Path(path).walk()
+                     for name in names if name.endswith('.index'))
     if len(indexes) != 1:
       found = ', '.join(indexes) if indexes else 'none'
       raise UserError(f'--source folder {path} must hold exactly one TF1 checkpoint (NAME.index + '
@@ -27,7 +29,8 @@ def checkpoint_prefix(path: str) -> str:
     prefix = path[:-len('.index')]
   elif '.data-' in os.path.basename(path):
     prefix = path[:path.rindex('.data-')]
-  if not os.path.isfile(prefix + '.index') or not glob.glob(prefix + '.data-*'):
+  folder, name = epath.Path(prefix).parent, epath.Path(prefix).name
+  if not (folder / (name + '.index')).is_file() or not any(folder.glob(name + '.data-*')):
     raise UserError(f'--source {path} is not a TF1 checkpoint: expected {prefix}.index and '
                     f'{prefix}.data-00000-of-00001 (an extracted model-zoo tarball has both as '
                     'model.ckpt.*); nothing is downloaded here.')

@@ -1,10 +1,9 @@
-"""Reading a local PyTorch state_dict (.pth/.pt/.bin or .safetensors) into numpy arrays.
+"""Reading a PyTorch state_dict file (.pth/.pt/.bin or .safetensors) into numpy arrays.
 
-Nothing is downloaded: the file is read with `torch.load(map_location='cpu', weights_only=True)` or
-`safetensors.torch.load_file`.
+Nothing is downloaded from a hub: the file (a local path or gs://, opened through etils.epath) is read
+with `torch.load(map_location='cpu', weights_only=True)` or `safetensors.torch.load`.
 """
-import os
-
+from etils import epath
 import numpy as np
 
 from deeplab_jax.errors import UserError
@@ -14,10 +13,11 @@ def _read(path: str):
   """The object the file holds; UserError when torch is missing or the file is not a checkpoint."""
   try:
     if path.endswith('.safetensors'):
-      from safetensors.torch import load_file
-      return load_file(path, device='cpu')
+      from safetensors.torch import load
+      return load(epath.Path(path).read_bytes())  # CPU tensors
     import torch
-    return torch.load(path, map_location='cpu', weights_only=True)
+    with epath.Path(path).open('rb') as f:
+      return torch.load(f, map_location='cpu', weights_only=True)
   except ImportError as e:
     raise UserError(f'Reading {path} needs PyTorch (and safetensors for .safetensors files): {e}. '
                     'Install them (../shared/peers/setup.sh) to convert.') from e
@@ -33,7 +33,7 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
   A training checkpoint holding the state_dict under 'model' or 'state_dict' (torchvision's reference
   scripts, Lightning) is unwrapped.
   """
-  if not os.path.isfile(path):
+  if not epath.Path(path).is_file():
     raise UserError(f'--source {path} is not a file. Pass a local PyTorch checkpoint (.pth or '
                     '.safetensors); nothing is downloaded here.')
   tensors = _read(path)

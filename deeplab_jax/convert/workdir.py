@@ -13,6 +13,9 @@
 import json
 import os
 
+from etils import epath
+
+from deeplab_jax import paths
 from deeplab_jax.convert import kinds
 from deeplab_jax.convert.match import convert_variables
 from deeplab_jax.errors import UserError
@@ -26,8 +29,8 @@ def write_workdir(config, variables: dict, workdir: str, report: dict, log=print
   from deeplab_jax import checkpoint
   from deeplab_jax.train import optimizer
   from deeplab_jax.train.state import TrainState
-  checkpoints = os.path.abspath(os.path.join(workdir, 'checkpoints'))
-  if os.path.isdir(checkpoints) and os.listdir(checkpoints):
+  checkpoints = paths.absolute(os.path.join(workdir, 'checkpoints'))
+  if epath.Path(checkpoints).is_dir() and any(epath.Path(checkpoints).iterdir()):
     raise UserError(f'{checkpoints} already holds checkpoints; convert into a fresh --workdir so '
                     'converted weights never mix with a trained run.')
   checkpoint.prepare_workdir(workdir, config)
@@ -38,9 +41,8 @@ def write_workdir(config, variables: dict, workdir: str, report: dict, log=print
   checkpointer.save(0, state, force=True)
   checkpointer.close()
   with ocp.StandardCheckpointer() as standalone:
-    standalone.save(os.path.abspath(os.path.join(workdir, 'converted')), variables, force=True)
-  with open(os.path.join(workdir, 'converted.json'), 'w') as f:
-    json.dump(report, f, indent=1)
+    standalone.save(paths.absolute(os.path.join(workdir, 'converted')), variables, force=True)
+  epath.Path(workdir, 'converted.json').write_text(json.dumps(report, indent=1))
   log(f'Wrote {checkpoints}/0 (--mode=eval/predict/train with --workdir={workdir}) and '
       f'{os.path.join(workdir, "converted")}')
 
@@ -50,7 +52,7 @@ def convert(config, source: str, kind: str, workdir: str, allow_partial: bool = 
   """Converts `source` and writes it into workdir (see the module docstring); returns the variables."""
   entry = kinds.get(kind)  # an unknown kind is named before the file is read
   variables, conversion = convert_variables(config, entry.load(source), kind, allow_partial, log, source)
-  report = {'source': os.path.abspath(source), 'kind': kind, 'loaded': len(conversion.values),
+  report = {'source': paths.absolute(source), 'kind': kind, 'loaded': len(conversion.values),
             'unused_keys': conversion.unmatched, 'dropped_first_class': conversion.dropped_first_class,
             'left_at_initialisation': conversion.missing + conversion.reinit}
   write_workdir(config, variables, workdir, report, log)

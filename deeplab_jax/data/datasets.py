@@ -1,11 +1,11 @@
 """The dataset named by a config: its train and eval splits, with their official sizes checked."""
 import os
-import sys
 
 from etils import epath
 import ml_collections
 import numpy as np
 
+from deeplab_jax import paths
 from deeplab_jax.data import ade20k, cityscapes, folder, labels, palette, reading, synthetic, tfds_source, voc
 from deeplab_jax.data.split import Split
 from deeplab_jax.errors import UserError
@@ -31,16 +31,10 @@ def read_split(data_cfg: ml_collections.ConfigDict, split: str) -> Split | tfds_
   """
   try:
     return _read_split(data_cfg, split)
-  except _io_errors() as e:
+  except paths.io_errors() as e:
     first = str(e).strip().splitlines()[0] if str(e).strip() else ''
     raise UserError(f'Cannot read the {data_cfg.dataset} dataset at {data_cfg.root} (data.root) for split '
                     f'{split!r}: {type(e).__name__}: {first}') from None
-
-
-def _io_errors() -> tuple[type, ...]:
-  """OSError, and TensorFlow's errors if it is loaded (tf.io.gfile serves epath's gs:// paths)."""
-  tf = sys.modules.get('tensorflow')
-  return (OSError,) + ((tf.errors.OpError,) if tf is not None and hasattr(tf, 'errors') else ())
 
 
 def _read_split(data_cfg: ml_collections.ConfigDict, split: str) -> Split | tfds_source.RecordSplit:

@@ -10,13 +10,15 @@ Heights and widths are fixed (export.height/width, default export.image_size) or
 any side M * k + 1 (corner-aligned models; M * k otherwise, M = predict.pad_multiple) is accepted;
 pad bottom/right with the mean colour to reach one. The normalisation the model was trained with is
 inside the function; PATH.json beside the file says which (and the input, output and class names).
-A path ending in .onnx writes ONNX instead (jax2onnx, an optional dependency), for onnxruntime.
+A path ending in .onnx writes ONNX instead (jax2onnx, an optional dependency), for onnxruntime. Paths
+are local or gs:// (etils.epath).
 """
 import itertools
 import json
 import os
 from unittest import mock
 
+from etils import epath
 from flax import linen as nn
 import jax
 import jax.numpy as jnp
@@ -95,15 +97,14 @@ def save(exported: jax.export.Exported, path: str, metadata: dict | None = None)
 
 def _write(path: str, payload: bytes, metadata: dict | None) -> str:
   """payload to path and metadata to PATH.json, each through a temporary file: nothing half-written."""
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  epath.Path(path).parent.mkdir(parents=True, exist_ok=True)
   files = [(path, payload)]
   if metadata is not None:
     files.append((metadata_path(path), (json.dumps(metadata, indent=2) + '\n').encode()))
   for target, data in files:
-    with open(target + '.tmp', 'wb') as f:
-      f.write(data)
+    epath.Path(target + '.tmp').write_bytes(data)
   for target, _ in files:
-    os.replace(target + '.tmp', target)
+    epath.Path(target + '.tmp').replace(target)
   return path
 
 
@@ -129,8 +130,7 @@ def metadata(config: ml_collections.ConfigDict, step: int) -> dict:
 
 def load(path: str) -> jax.export.Exported:
   """The artifact at path; `.call(images)` runs it."""
-  with open(path, 'rb') as f:
-    return jax.export.deserialize(bytearray(f.read()))
+  return jax.export.deserialize(bytearray(epath.Path(path).read_bytes()))
 
 
 def to_onnx(infer, height: int, width: int, batch_size: int = 0):

@@ -7,11 +7,13 @@ overlapping tiles, so accelerator memory depends on the tile size and not on the
 holds the image and its [H, W, C] probability sum; PIL refuses decompression bombs, which are skipped).
 Smaller images are padded (with the mean pixel) to a few bucketed sizes, so a folder of photos of many
 sizes compiles the model a few times, not once per size. The same functions serve
-`deeplab_jax.Segmenter`.
+`deeplab_jax.Segmenter`. Inputs and outputs are local paths or gs:// (etils.epath).
 """
+import io
 import os
 from typing import Callable
 
+from etils import epath
 import jax
 import ml_collections
 import numpy as np
@@ -21,6 +23,7 @@ from deeplab_jax.data import datasets, labels, normalization, palette
 from deeplab_jax.errors import UserError
 from deeplab_jax.evaluate import inference, visualize
 from deeplab_jax.ops import crf
+from deeplab_jax.paths import io_errors
 
 # [1, H, W, 3] normalised float32 -> [1, H, W, C] probabilities.
 ProbsFn = Callable[[np.ndarray], np.ndarray]
@@ -29,13 +32,14 @@ SCORES = ('', 'probabilities', 'logits')
 
 def list_inputs(path: str) -> list[str]:
   """The files of a folder (sorted, not recursive, hidden files skipped), or [path] for one file."""
-  if os.path.isfile(path):
+  source = epath.Path(path)
+  if source.is_file():
     return [path]
-  if not os.path.isdir(path):
+  if not source.is_dir():
     raise UserError(f'Predict input {path!r} is neither a file nor a folder. Set '
                     '--config.predict.input to an image or a folder of images.')
-  names = sorted(n for n in os.listdir(path) if not n.startswith('.'))
-  return [os.path.join(path, n) for n in names if os.path.isfile(os.path.join(path, n))]
+  names = sorted(p.name for p in source.iterdir() if not p.name.startswith('.'))
+  return [os.path.join(path, n) for n in names if (source / n).is_file()]
 
 
 def _to_uint8(array: np.ndarray, mode: str) -> np.ndarray:
@@ -77,10 +81,10 @@ def load_image(path: str, log=print) -> np.ndarray | None:
 def read_image(path: str) -> np.ndarray:
   """uint8 RGB [H, W, 3] of an image file; UserError if it is not a readable image."""
   try:
-    with Image.open(path) as picture:
+    with Image.open(io.BytesIO(epath.Path(path).read_bytes())) as picture:
       picture.load()
       return to_rgb(picture)
-  except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+  except (*io_errors(), ValueError, SyntaxError, Image.DecompressionBombError) as e:
     raise UserError(f'{path}: not a readable image ({type(e).__name__}: {str(e)[:120]})') from e
 
 
@@ -195,10 +199,15 @@ def write_prediction(out_dir: str, stem: str, image: np.ndarray, labels: np.ndar
   label_png = Image.fromarray(labels if values is None else values[labels], mode='P')
   label_png.putpalette(png_colors.reshape(-1).tolist())
   path = os.path.join(out_dir, stem + '.png')
-  label_png.save(path)
+  _save_png(path, label_png)
   side = visualize.side_by_side(image, visualize.overlay(image, labels, palette=colors))
-  Image.fromarray(side).save(os.path.join(out_dir, stem + '_overlay.png'))
+  _save_png(os.path.join(out_dir, stem + '_overlay.png'), Image.fromarray(side))
   return path
+
+
+def _save_png(path: str, picture: Image.Image) -> None:
+  with epath.Path(path).open('wb') as f:
+    picture.save(f, 'PNG')
 
 
 def _stem(path: str, taken: set) -> str:
@@ -222,9 +231,10 @@ def predict_files(probs_fn: ProbsFn, paths: list[str], out_dir: str,
     stem = _stem(path, taken)
     taken.add(stem)
     probs = predict_probabilities(probs_fn, image, config)
-    os.makedirs(out_dir, exist_ok=True)
+    epath.Path(out_dir).mkdir(parents=True, exist_ok=True)
     if kind:
-      np.save(os.path.join(out_dir, stem + '.npy'), scores(probs, kind))
+      with epath.Path(out_dir, stem + '.npy').open('wb') as f:
+        np.save(f, scores(probs, kind))
     labels_ = np.argmax(probs, -1).astype(np.uint8)
     written.append(write_prediction(out_dir, stem, image, labels_, colors, values))
     log(f'  {path} -> {written[-1]}')

@@ -2,11 +2,12 @@
 
 A sweep workdir W (written by `python -m deeplab_jax.experiments.sweep`) holds W/sweep.json (the points
 and their overrides) and one run folder per point: W/<point>/config.json,
-W/<point>/eval/<split>_step<N>.json and TensorBoard event files.
+W/<point>/eval/<split>_step<N>.json and TensorBoard event files. W may be local or gs:// (etils.epath).
 """
-import glob
 import json
 import os
+
+from etils import epath
 
 from deeplab_jax.experiments import points as points_lib
 
@@ -16,11 +17,10 @@ NOT_RUN = 'not run yet'
 def load_manifest(workdir: str) -> dict:
   """W/sweep.json; FileNotFoundError naming the command that writes it."""
   path = os.path.join(workdir, 'sweep.json')
-  if not os.path.isfile(path):
+  if not epath.Path(path).is_file():
     raise FileNotFoundError(f'{path} does not exist: run python -m deeplab_jax.experiments.sweep '
                             f'--workdir={workdir} ... first (or point SWEEP_WORKDIR at a sweep folder).')
-  with open(path) as f:
-    return json.load(f)
+  return json.loads(epath.Path(path).read_text())
 
 
 def paper_figures(manifest: dict) -> tuple[dict, str]:
@@ -32,16 +32,12 @@ def paper_figures(manifest: dict) -> tuple[dict, str]:
 def final_eval(run_dir: str) -> dict | None:
   """The run's evaluation after its last training step (per its config.json), or None if not there."""
   config_path = os.path.join(run_dir, 'config.json')
-  if not os.path.isfile(config_path):
+  if not epath.Path(config_path).is_file():
     return None
-  with open(config_path) as f:
-    config = json.load(f)
+  config = json.loads(epath.Path(config_path).read_text())
   name = f'{config["data"]["eval_split"]}_step{config["train"]["num_steps"]}.json'
-  path = os.path.join(run_dir, 'eval', name)
-  if not os.path.isfile(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
+  path = epath.Path(run_dir, 'eval', name)
+  return json.loads(path.read_text()) if path.is_file() else None
 
 
 def scalars(run_dir: str, tag: str) -> list[tuple[int, float]]:
@@ -49,7 +45,7 @@ def scalars(run_dir: str, tag: str) -> list[tuple[int, float]]:
   from tensorboard.backend.event_processing import event_accumulator
   from tensorboard.util import tensor_util
   points = {}
-  for path in sorted(glob.glob(os.path.join(run_dir, 'events.out.tfevents.*'))):
+  for path in sorted(str(p) for p in epath.Path(run_dir).glob('events.out.tfevents.*')):
     events = event_accumulator.EventAccumulator(path, size_guidance={event_accumulator.TENSORS: 0})
     events.Reload()
     if tag in events.Tags()['tensors']:  # tf.summary (clu's writer) stores scalars as tensors

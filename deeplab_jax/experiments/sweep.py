@@ -18,6 +18,7 @@ import sys
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from absl import flags  # noqa: E402
+from etils import epath  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from deeplab_jax import cli  # noqa: E402
@@ -55,11 +56,12 @@ def point_status(point: points_lib.Point, workdir: str) -> tuple[str, int]:
   run_dir = os.path.join(workdir, point.name)
   final = os.path.join(run_dir, 'eval', f'{point.config.data.eval_split}_step'
                        f'{point.config.train.num_steps}.json')
-  if os.path.isfile(final):
+  if epath.Path(final).is_file():
     return 'finished', point.config.train.num_steps
-  checkpoints = os.path.join(run_dir, 'checkpoints')
+  checkpoints = epath.Path(run_dir, 'checkpoints')
+  names = [p.name for p in checkpoints.iterdir()] if checkpoints.is_dir() else []
   # Orbax names unfinished saves '<step>.orbax-checkpoint-tmp-*': only all-digit folders are complete.
-  steps = [int(d) for d in os.listdir(checkpoints) if d.isdigit()] if os.path.isdir(checkpoints) else []
+  steps = [int(d) for d in names if d.isdigit()]
   return ('resume', max(steps)) if steps else ('start', 0)
 
 
@@ -75,12 +77,11 @@ def describe(point: points_lib.Point) -> str:
 def write_manifest(workdir: str, sweep_file: str, config_file: str, base: list[str],
                    points: list[points_lib.Point]) -> None:
   """WORKDIR/sweep.json: what the notebooks need to lay the results out (points, overrides, files)."""
-  os.makedirs(workdir, exist_ok=True)
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   manifest = {'sweep': sweep_file, 'config': config_file, 'base_overrides': base,
               'points': [{'name': p.name, 'config': p.config_file, 'overrides': p.overrides,
                           'args': list(p.args)} for p in points]}
-  with open(os.path.join(workdir, 'sweep.json'), 'w') as f:
-    json.dump(manifest, f, indent=1)
+  epath.Path(workdir, 'sweep.json').write_text(json.dumps(manifest, indent=1))
 
 
 def run_local(points: list[points_lib.Point], workdir: str, log=print) -> None:

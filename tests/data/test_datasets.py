@@ -137,17 +137,3 @@ def test_palette_from_config():
   data.palette = ((1, 2),)
   with pytest.raises(UserError, match='RGB triples'):
     palette.for_config(data)
-
-
-def test_data_modules_reach_files_only_through_epath():
-  """gs:// works on a pod only if no reader falls back to the local-only calls; the tests' local paths
-  then go through the same epath code a bucket does."""
-  import glob
-  import os
-  import re
-  local_only = re.compile(r'\bos\.(listdir|makedirs|walk|path\.(isfile|isdir|exists))\(|(?<![.\w])open\(|'
-                          r'\bglob\.glob\(|\bImage\.open\((?!io\.BytesIO)')
-  folder = os.path.join(os.path.dirname(__file__), '..', '..', 'deeplab_jax', 'data')
-  found = [f'{os.path.basename(path)}: {line.strip()}' for path in glob.glob(os.path.join(folder, '*.py'))
-           for line in open(path) if local_only.search(line)]
-  assert found == []
