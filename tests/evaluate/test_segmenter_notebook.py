@@ -1,30 +1,21 @@
 """experiments/inference/segmenter.ipynb runs top to bottom on a tiny run folder and prints its table."""
 import os
 
-import pytest
-
 from deeplab_jax import checkpoint
-from tests.conftest import ROOT, tiny_config
+from tests.conftest import ROOT, execute_notebook, tiny_config
 from tests.evaluate.conftest import save_checkpoint
 
 NOTEBOOK = os.path.join(ROOT, 'experiments', 'inference', 'segmenter.ipynb')
 
 
 def test_segmenter_notebook_executes(tiny_model, tmp_path, monkeypatch):
-  nbclient, nbformat = pytest.importorskip('nbclient'), pytest.importorskip('nbformat')
   config = tiny_config()
   checkpoint.prepare_workdir(str(tmp_path), config)
   save_checkpoint(str(tmp_path), config, tiny_model[1], 2)
-  monkeypatch.setenv('SEGMENTER_WORKDIR', str(tmp_path))  # the kernel inherits this environment
-  monkeypatch.delenv('XLA_FLAGS', raising=False)
-  notebook = nbformat.read(NOTEBOOK, as_version=4)
-  nbclient.NotebookClient(notebook, timeout=300, kernel_name='python3',
-                          resources={'metadata': {'path': os.path.dirname(NOTEBOOK)}}).execute()
-  texts = [o.get('text', '') for cell in notebook.cells if cell.cell_type == 'code'
-           for o in cell.get('outputs', [])]
+  texts, outputs = execute_notebook(NOTEBOOK, monkeypatch, SEGMENTER_WORKDIR=str(tmp_path))
   assert any(f'step 2, classes {tuple(config.data.class_names)}' in t for t in texts)
   assert any(f'(150, 210) (150, 210, {config.data.num_classes})' in t for t in texts)
   table = next(t for t in texts if t.startswith('| setting |'))
   assert all(f'| {name} |' in table for name in ('plain', 'flip', 'scales 0.75, 1, 1.25'))
   assert '| plain | ' in table and ' | 1.000 | ' in table.splitlines()[2]  # plain agrees with itself
-  assert any('image/png' in o.get('data', {}) for cell in notebook.cells for o in cell.get('outputs', []))
+  assert any('image/png' in o.get('data', {}) for o in outputs)

@@ -21,8 +21,9 @@ from deeplab_jax import checkpoint
 from deeplab_jax.train import distributed, loop
 from tests.train.fault_helpers import loop_config
 
-# After the imports (tests.conftest asks for 8 devices) and before JAX creates its CPU backend.
-os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=4'
+# After the imports (tests.conftest asks for 8 devices) and before JAX creates its CPU backend; no LLVM
+# optimisation: two processes compile on 2 cores and the 4-step runs are compile-bound.
+os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0'
 
 
 def sigterm_at_second_batch(real):
