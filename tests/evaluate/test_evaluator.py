@@ -23,6 +23,23 @@ def voc_config(root):
   return config
 
 
+def numpy_confusion(model, variables, batches, num_classes: int) -> np.ndarray:
+  """Reference: the confusion [C, C] of the argmax of the model's logits on batches, counted with numpy
+  (label 255 left out)."""
+  apply, confusion = jax.jit(model.apply), 0
+  for b in batches:
+    predictions = np.asarray(apply(variables, b['image'])['logits']).argmax(-1)
+    keep = b['label'] != 255
+    confusion = confusion + np.bincount(b['label'][keep] * num_classes + predictions[keep],
+                                        minlength=num_classes ** 2).reshape(num_classes, num_classes)
+  return confusion
+
+
+def labelled_pixels(split) -> int:
+  """Pixels of the split's label PNGs that are not ignore (255)."""
+  return sum(int((np.asarray(Image.open(p)) != 255).sum()) for p in split.label_paths)
+
+
 def test_single_scale_no_flip_equals_plain_eval(tiny, synthetic_root):
   config, model, variables = tiny
   config.data.root = synthetic_root
@@ -31,18 +48,11 @@ def test_single_scale_no_flip_equals_plain_eval(tiny, synthetic_root):
   variables = jax.device_put(variables, sharding.replicated(mesh))
   results = evaluator.evaluate(variables, split, config, mesh, log=lambda _: None)
 
-  # Reference: argmax of the model's logits, confusion counted with numpy.
-  apply = jax.jit(model.apply)
-  n, expected = config.data.num_classes, 0
-  for b in pipeline.eval_batches(split, config.data, config.eval.batch_size):
-    predictions = np.asarray(apply(variables, b['image'])['logits']).argmax(-1)
-    keep = b['label'] != 255
-    expected = expected + np.bincount(b['label'][keep] * n + predictions[keep],
-                                      minlength=n * n).reshape(n, n)
-  np.testing.assert_array_equal(results['confusion_matrix'], expected)
+  batches = pipeline.eval_batches(split, config.data, config.eval.batch_size)
+  np.testing.assert_array_equal(results['confusion_matrix'],
+                                numpy_confusion(model, variables, batches, config.data.num_classes))
   # Padding (to eval_size, and the batch filler) is excluded: only the label PNGs' own pixels count.
-  labelled = sum(int((np.asarray(Image.open(p)) != 255).sum()) for p in split.label_paths)
-  assert results['num_pixels'] == labelled
+  assert results['num_pixels'] == labelled_pixels(split)
   assert len(results['samples']) == min(config.eval.num_images, len(split))
   h, w = np.asarray(Image.open(split.label_paths[0])).shape
   assert results['samples'][0].shape == (h, 3 * w + 8, 3)
@@ -62,18 +72,12 @@ def test_batch_padding_evaluates_bucketed_batches_over_the_same_pixels(tiny, syn
   mesh = sharding.make_mesh(jax.devices()[:2])
   results = evaluator.evaluate(jax.device_put(variables, sharding.replicated(mesh)), split, config, mesh,
                                log=lambda _: None)
-  apply = jax.jit(model.apply)
-  n, expected, seen = config.data.num_classes, 0, []
-  for b in pipeline.eval_batches(split, config.data, config.eval.batch_size):
-    b = evaluator.pad_to_bucket(b, config)
-    seen.append(b['label'].shape[1:])
-    predictions = np.asarray(apply(variables, b['image'])['logits']).argmax(-1)
-    keep = b['label'] != 255
-    expected = expected + np.bincount(b['label'][keep] * n + predictions[keep],
-                                      minlength=n * n).reshape(n, n)
-  np.testing.assert_array_equal(results['confusion_matrix'], expected)
-  labelled = sum(int((np.asarray(Image.open(p)) != 255).sum()) for p in split.label_paths)
-  assert results['num_pixels'] == labelled
+  batches = [evaluator.pad_to_bucket(b, config)
+             for b in pipeline.eval_batches(split, config.data, config.eval.batch_size)]
+  np.testing.assert_array_equal(results['confusion_matrix'],
+                                numpy_confusion(model, variables, batches, config.data.num_classes))
+  assert results['num_pixels'] == labelled_pixels(split)
+  seen = [b['label'].shape[1:] for b in batches]
   # Sides of 60-90 px in units of 16 (+ 1, corner-aligned): 4 -> 65, 5-6 -> 97, capped by the 96 canvas.
   shapes = [np.asarray(Image.open(p)).shape for p in split.label_paths]
   for k, side in enumerate(seen):
