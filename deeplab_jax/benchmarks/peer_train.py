@@ -3,7 +3,7 @@
   python -m deeplab_jax.benchmarks.peer_train --config=configs/camvid.py \\
       --config.data.root=../shared/data/camvid [--steps=1500] [--batch=8] [--chunk=25] \\
       [--sides=ours,torchvision] [--eval_images=0] [--json=FILE] [--seed=0] \\
-      [--eval_variants=os8,ms_flip,crf]
+      [--eval_variants=os8,ms_flip,crf] [--precise_bn=50]
 
 Theirs: torchvision `deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=C,
 aux_loss=True)`: no downloads, random init. Ours: the --config (any --config.x=y overrides apply).
@@ -18,6 +18,12 @@ Protocol, the same for both sides:
     config's eval.scales (and eval.flip) of the frame, class probabilities resized bilinearly back to
     the label's size, argmax; ONE metric code for both sides: evaluate.metrics' confusion matrix of
     predictions against the full-resolution labels, summarised by metrics.summarize (IoU, mIoU).
+  * BatchNorm: each side is evaluated twice, with its moving statistics as trained and (--precise_bn N,
+    default 50) with precise ones: every BatchNorm's statistics averaged over the next N training batches
+    of that side, the final weights fixed (deeplab_jax.train.precise_bn; torch: reset_running_stats,
+    momentum=None, the model in train mode). A short run from scratch outruns the moving averages
+    (decay 0.99 lags by ~100 steps), which hurts each side differently; precise statistics compare the
+    trained weights. The ablation rows use the precise statistics.
   * time: the two sides alternate in chunks of --chunk steps in this one process, so load changes on
     a shared machine hit both alike; each side's clock runs over its own steps only (a chunk's batches
     are made before its clock starts; ours' XLA compile is reported apart). images/s = steps * batch /
@@ -62,7 +68,7 @@ from deeplab_jax.data import datasets, pipeline, sizes
 from deeplab_jax.data.split import Split
 from deeplab_jax.errors import UserError
 from deeplab_jax.evaluate import evaluator, metrics
-from deeplab_jax.train import loop, optimizer, steps
+from deeplab_jax.train import loop, optimizer, precise_bn, steps
 
 FLAGS = flags.FLAGS
 SIDES = ('ours', 'torchvision')
@@ -102,6 +108,8 @@ def define_flags() -> None:
   flags.DEFINE_string('json', None, 'Also write the results to this JSON file.')
   flags.DEFINE_list('eval_variants', [], f'Ablation rows of our model, cumulative: any of '
                     f'{", ".join(EVAL_VARIANTS)}.')
+  flags.DEFINE_integer('precise_bn', 50, 'Also evaluate each side with its BatchNorm statistics averaged '
+                       'over this many training batches; 0: moving statistics only.')
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -232,6 +240,27 @@ class TorchvisionSide:
     self.step += num_steps
     return time.perf_counter() - start, losses
 
+  def recalibrate_batch_norm(self, num_batches: int, log=print) -> None:
+    """Precise BN: each BatchNorm's running statistics become their cumulative average over the next
+    num_batches training batches (train mode, no gradients, the weights unchanged)."""
+    torch = self.torch
+    norms = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+      m.reset_running_stats()
+      m.momentum = None  # cumulative moving average
+    self.model.train()
+    try:
+      with torch.no_grad():
+        for _ in range(num_batches):
+          images, _ = self.make_batch()
+          x = torch.from_numpy(images).permute(0, 3, 1, 2).to(self.device)
+          self.model(x.contiguous(memory_format=torch.channels_last))
+    finally:
+      for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    log(f'precise BN: torchvision\'s {len(norms)} BatchNorms averaged over {num_batches} training batches')
+
   def evaluate(self, split: Split, config: ml_collections.ConfigDict, log=print) -> dict:
     """metrics.summarize of the model on split, inferred at config.eval.scales (and eval.flip)."""
     data, torch = config.data, self.torch
@@ -328,6 +357,7 @@ class OurSide:
         self.state, sharding.global_batch(first, self.mesh), self.dropout_rng).compile()
     self.compile_s = time.perf_counter() - start
     self.pending = [first]
+    self.variables = None  # the state's, until recalibrate_batch_norm replaces its statistics
 
   def describe(self) -> str:
     device = jax.devices()[0]
@@ -348,11 +378,18 @@ class OurSide:
     losses = [float(x) for x in losses]
     if not all(np.isfinite(losses)):
       raise UserError(f'Our loss became non-finite ({losses}); lower train.base_lr or check the data.')
+    self.variables = None
     return seconds, losses
+
+  def recalibrate_batch_norm(self, num_batches: int, log=print) -> None:
+    """Precise BN (deeplab_jax.train.precise_bn) over the next num_batches batches of our training stream."""
+    self.variables = precise_bn.recalibrate(self.config, self.state.variables(), self.batches,
+                                            num_batches, self.mesh, seed=self.config.seed, log=log)
 
   def evaluate(self, split: Split, config: ml_collections.ConfigDict, log=print) -> dict:
     """evaluator.evaluate's metrics (no pictures) of the state on split, by config's eval settings."""
-    results = evaluator.evaluate(self.state.variables(), split, config, self.mesh, log=log)
+    variables = self.variables or self.state.variables()
+    results = evaluator.evaluate(variables, split, config, self.mesh, log=log)
     return {k: v for k, v in results.items() if k != 'samples'}
 
   def close(self):
@@ -429,7 +466,8 @@ def ablation(side: 'OurSide', split: Split, config: ml_collections.ConfigDict, v
 
 
 def compare(config: ml_collections.ConfigDict, side_names: list[str], chunk: int, eval_images: int = 0,
-            torch_threads: int = 0, log=print, eval_variants: tuple[str, ...] = ()) -> dict:
+            torch_threads: int = 0, log=print, eval_variants: tuple[str, ...] = (),
+            precise_bn_batches: int = 0) -> dict:
   """Trains and evaluates the sides under the module's protocol; returns the report's dict."""
   unknown = sorted(set(side_names) - set(SIDES))
   if unknown or not side_names:
@@ -451,7 +489,8 @@ def compare(config: ml_collections.ConfigDict, side_names: list[str], chunk: int
             'steps': num_steps, 'batch': batch, 'chunk': chunk, 'crop': data.crop_size,
             'scales': [data.min_scale, data.max_scale], 'eval_scales': list(config.eval.scales),
             'eval_flip': bool(config.eval.flip), 'train_images': len(train_split),
-            'eval_images': len(eval_split), 'seed': config.seed, 'sides': {}}
+            'eval_images': len(eval_split), 'seed': config.seed, 'precise_bn': precise_bn_batches,
+            'sides': {}}
   for name, side in sides.items():
     log(f'{name}: {side.describe()}')
   if 'ours' in sides:
@@ -467,6 +506,11 @@ def compare(config: ml_collections.ConfigDict, side_names: list[str], chunk: int
                                    images_per_s=num_steps * batch / train_s,
                                    final_loss=statistics.mean(record[name]['losses'][-chunk:]),
                                    where=side.describe())
+      if precise_bn_batches:
+        side.recalibrate_batch_norm(precise_bn_batches, log)
+        start = time.perf_counter()
+        results = side.evaluate(eval_split, config, log)
+        report['sides'][name]['precise_bn'] = dict(results, eval_s=time.perf_counter() - start)
     if eval_variants:
       report['ablation'] = ablation(sides['ours'], eval_split, config, list(eval_variants), log)
   finally:
@@ -483,16 +527,20 @@ def _iou(value) -> str:
 
 def format_report(report: dict) -> str:
   """Per-class IoU table (one column per side), then mIoU, times and images/s, then the ratio."""
-  sides = report['sides']
+  sides = dict(report['sides'])
+  for n in list(sides):  # the precise-BN evaluations as columns of their own
+    if 'precise_bn' in sides[n]:
+      sides[f'{n}+pBN'] = dict(sides[n]['precise_bn'], train_s=sides[n]['train_s'],
+                               images_per_s=sides[n]['images_per_s'], final_loss=sides[n]['final_loss'])
   names = list(sides)
   class_names = list(sides[names[0]]['per_class_iou'])
-  header = f'{"class":<14}' + ''.join(f'{n:>13}' for n in names)
+  header = f'{"class":<14}' + ''.join(f'{n:>16}' for n in names)
   lines = [f'val IoU (%) on {report["eval_images"]} images, {report["steps"]} steps of batch '
            f'{report["batch"]}, crop {report["crop"]}, train scales {report["scales"]}, eval scales '
            f'{report["eval_scales"]}{" + flip" if report["eval_flip"] else ""}', header]
   for c in class_names:
-    lines.append(f'{c:<14}' + ''.join(f'{_iou(sides[n]["per_class_iou"][c]):>13}' for n in names))
-  lines.append(f'{"mIoU":<14}' + ''.join(f'{_iou(sides[n]["miou"]):>13}' for n in names))
+    lines.append(f'{c:<14}' + ''.join(f'{_iou(sides[n]["per_class_iou"][c]):>16}' for n in names))
+  lines.append(f'{"mIoU":<14}' + ''.join(f'{_iou(sides[n]["miou"]):>16}' for n in names))
   for n in names:
     s = sides[n]
     lines.append(f'{n}: mIoU {100 * s["miou"]:.2f}  pixel accuracy {100 * s["pixel_accuracy"]:.2f}  '
@@ -510,7 +558,8 @@ def main(argv):
   del argv
   config = prepare_config(cli.load_config(), FLAGS.steps, FLAGS.batch, FLAGS.seed)
   report = compare(config, FLAGS.sides, FLAGS.chunk, FLAGS.eval_images, FLAGS.torch_threads,
-                   log=functools.partial(print, flush=True), eval_variants=tuple(FLAGS.eval_variants))
+                   log=functools.partial(print, flush=True), eval_variants=tuple(FLAGS.eval_variants),
+                   precise_bn_batches=FLAGS.precise_bn)
   print(format_report(report), flush=True)
   if FLAGS.json:
     with open(FLAGS.json, 'w') as f:

@@ -159,7 +159,7 @@ def build_head(cfg: ml_collections.ConfigDict, num_classes: int, norm: layers.Mo
 
 
 def build_model(config: ml_collections.ConfigDict, *, train: bool, output_stride: int | None = None,
-                axis_name: str | None = None) -> DeepLab:
+                axis_name: str | None = None, bn_momentum: float | None = None) -> DeepLab:
   """The DeepLab of a whole config (config.model, config.data.num_classes) at `output_stride`.
 
   Args:
@@ -168,12 +168,15 @@ def build_model(config: ml_collections.ConfigDict, *, train: bool, output_stride
     output_stride: default config.model.output_stride. The weights do not depend on it, so a model
       trained at OS 16 evaluates at OS 8 by building it again with output_stride=8.
     axis_name: the pmap axis BatchNorm reduces over, under the pmap front.
+    bn_momentum: if given, every BatchNorm's moving-average momentum instead of the config's and the
+      backbones' own (deeplab_jax.train.precise_bn uses 0).
   """
   cfg, num_classes = config.model, config.data.num_classes
   output_stride = output_stride or cfg.output_stride
   dtype = DTYPES[cfg.dtype]
   norm = layers.make_norm(train, cfg.bn_momentum, cfg.bn_epsilon, dtype,
-                          frozen=not cfg.fine_tune_batch_norm, axis_name=axis_name)
+                          frozen=not cfg.fine_tune_batch_norm, axis_name=axis_name,
+                          fixed_momentum=bn_momentum)
   entry = backbones.get(cfg.backbone)
   backbone = backbones.build(cfg, backbones.Context(norm, output_stride, dtype, _conv_impl(cfg),
                                                     _remat(cfg)))

@@ -47,16 +47,27 @@ def atrous_plan(strides: Sequence[int], input_stride: int, output_stride: int, *
   return plan
 
 
+def _batch_norm_at(*args, fixed_momentum: float, momentum: float, **kwargs) -> nn.BatchNorm:
+  """nn.BatchNorm with fixed_momentum, whatever momentum a backbone's factory sets."""
+  del momentum
+  return nn.BatchNorm(*args, momentum=fixed_momentum, **kwargs)
+
+
 def make_norm(train: bool, momentum: float, epsilon: float, dtype: Any = jnp.float32,
-              frozen: bool = False, axis_name: str | None = None) -> ModuleDef:
+              frozen: bool = False, axis_name: str | None = None,
+              fixed_momentum: float | None = None) -> ModuleDef:
   """A BatchNorm factory.
 
   Under `jit` over a mesh the batch axis is global, so the statistics are over the global batch with no
   axis name; `axis_name` is for the pmap front. `frozen` uses the moving statistics even in training
-  (DeepLab's fine_tune_batch_norm=False).
+  (DeepLab's fine_tune_batch_norm=False). `fixed_momentum` overrides the momentum of every BatchNorm,
+  including those whose backbone sets its own (precise BN's 0: the moving statistics become the batch's).
   """
-  return functools.partial(nn.BatchNorm, use_running_average=(not train) or frozen,
-                           momentum=momentum, epsilon=epsilon, dtype=dtype, axis_name=axis_name)
+  keywords = dict(use_running_average=(not train) or frozen, momentum=momentum, epsilon=epsilon,
+                  dtype=dtype, axis_name=axis_name)
+  if fixed_momentum is None:
+    return functools.partial(nn.BatchNorm, **keywords)
+  return functools.partial(_batch_norm_at, fixed_momentum=fixed_momentum, **keywords)
 
 
 class ConvBNReLU(nn.Module):

@@ -89,19 +89,23 @@ def test_tiny_run_reports_both_sides_on_camvid(torch, camvid_root, tmp_path):
   out = str(tmp_path / 'report.json')
   result = run_module('deeplab_jax.benchmarks.peer_train', '--config=configs/camvid.py:tiny',
                       f'--config.data.root={camvid_root}', *TINY_OURS, '--steps=2', '--batch=2',
-                      '--chunk=1', '--eval_images=2', '--torch_threads=2', f'--json={out}', timeout=300)
+                      '--chunk=1', '--eval_images=2', '--torch_threads=2', '--precise_bn=2', f'--json={out}',
+                      timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   text = result.stdout
   assert 'step 1/2  ours loss ' in text and '|  torchvision loss ' in text and 'step 2/2' in text
   rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()
           if line.split() and line.split()[0] in camvid.CAMVID_CLASSES}
-  assert set(rows) == set(camvid.CAMVID_CLASSES) and all(len(v) == 2 for v in rows.values())
+  assert set(rows) == set(camvid.CAMVID_CLASSES) and all(len(v) == 4 for v in rows.values())
+  assert 'precise BN: BatchNorm statistics averaged over 2 training batches' in text
+  assert "precise BN: torchvision's" in text and 'torchvision+pBN' in text
   assert 'ours / torchvision images/s = ' in text
   with open(out) as f:
     report = json.load(f)
   assert set(report['sides']) == {'ours', 'torchvision'} and report['eval_images'] == 2
   for side in report['sides'].values():
     assert 0.0 <= side['miou'] <= 1.0 and side['images_per_s'] > 0
+    assert 0.0 <= side['precise_bn']['miou'] <= 1.0
     assert list(side['per_class_iou']) == list(camvid.CAMVID_CLASSES)
   assert report['ratio'] == pytest.approx(report['sides']['ours']['images_per_s'] /
                                           report['sides']['torchvision']['images_per_s'])
