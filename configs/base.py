@@ -121,6 +121,8 @@ def get_config() -> ml_collections.ConfigDict:
   model.backbone_bn_momentum = 0.0
   model.backbone_bn_epsilon = 0.0
   model.fine_tune_batch_norm = True  # False freezes BatchNorm (moving statistics, no update)
+  # how fresh weights are drawn (models/init.py): 'deeplab' (the modules' own) or 'torchvision'
+  model.init_scheme = 'deeplab'
   model.dtype = 'float32'  # compute dtype: float32 | bfloat16 (parameters stay float32)
   model.atrous_impl = 'auto'  # atrous convs: auto (measured per platform) | dilation | space_to_batch
   model.depthwise_impl = 'auto'  # depthwise convs: auto (measured per platform) | grouped | taps

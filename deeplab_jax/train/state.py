@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from deeplab_jax.models import init
 from deeplab_jax.models.deeplab import SHAPE_INFERENCE_SIZE, build_model
 from deeplab_jax.train import optimizer
 
@@ -22,10 +23,12 @@ class TrainState(train_state.TrainState):
 
 
 def create_train_state(rng: jax.Array, model: nn.Module, tx: optax.GradientTransformation,
-                       image_size: int = SHAPE_INFERENCE_SIZE) -> TrainState:
-  """A fresh state; variables are initialised on a [1, S, S, 3] batch (their shapes don't depend on S)."""
+                       image_size: int = SHAPE_INFERENCE_SIZE, init_scheme: str = 'deeplab') -> TrainState:
+  """A fresh state; variables are initialised on a [1, S, S, 3] batch (their shapes don't depend on S),
+  then redrawn as models.init's `init_scheme` says."""
   variables = model.init(rng, jnp.zeros((1, image_size, image_size, 3), jnp.float32))
-  return TrainState.create(apply_fn=model.apply, params=variables['params'], tx=tx,
+  params = init.reinitialize(variables['params'], init_scheme, jax.random.fold_in(rng, 1))
+  return TrainState.create(apply_fn=model.apply, params=params, tx=tx,
                            batch_stats=variables.get('batch_stats', {}))  # {}: no BatchNorm (VGG)
 
 
@@ -34,8 +37,8 @@ def init_state(config: ml_collections.ConfigDict, sharding: jax.sharding.Shardin
   """A fresh train state of the config's training model, placed with `sharding` (e.g. replicated)."""
   model = build_model(config, train=True)
   tx = optimizer.create_optimizer(config.train)
-  init = functools.partial(create_train_state, model=model, tx=tx)
-  return jax.jit(init, out_shardings=sharding, compiler_options=init_compiler_options())(rng)
+  make = functools.partial(create_train_state, model=model, tx=tx, init_scheme=config.model.init_scheme)
+  return jax.jit(make, out_shardings=sharding, compiler_options=init_compiler_options())(rng)
 
 
 def init_compiler_options() -> dict:
