@@ -20,6 +20,8 @@
                   python -m deeplab_jax.benchmarks.peer_train --config=configs/camvid.py --steps=1500
     soak        host memory (RSS) over a long real training run: its samples, slope and floor growth
                   python -m deeplab_jax.benchmarks.soak --steps=3000 --every=100
+    save_memory host memory per checkpoint save (RSS, traced Python memory, the sites that keep it)
+                  python -m deeplab_jax.benchmarks.save_memory --saves=200
 
 Each module defines its flags only when run as a command (`define_flags`), so that they can be imported
 side by side (by tests, or torch_step importing step) without their flag names clashing. Only pipeline,
