@@ -13,8 +13,8 @@ import os
 import tempfile
 import tracemalloc
 
-from absl import app, flags
-import numpy as np
+from absl import app, flags, logging
+import jax.numpy as jnp
 
 from deeplab_jax import checkpoint
 from deeplab_jax.benchmarks.soak import rss_mb
@@ -33,7 +33,7 @@ def define_flags() -> None:
 
 def measure(saves: int, arrays: int, side: int, every: int, folder: str, log=print):
   """([(save, rss MB, traced MB)], tracemalloc statistics diffs between save min(10, saves) and the last)."""
-  state = {f'w{i}': np.full((side, side), i, np.float32) for i in range(arrays)}
+  state = {f'w{i}': jnp.full((side, side), i, jnp.float32) for i in range(arrays)}  # as a train state's
   saver = checkpoint.Checkpointer(os.path.join(folder, 'checkpoints'), max_to_keep=3, keep_best=False)
   tracemalloc.start(25)
   samples, first = [], None
@@ -56,6 +56,7 @@ def measure(saves: int, arrays: int, side: int, every: int, folder: str, log=pri
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # orbax logs several INFO lines per save
   with tempfile.TemporaryDirectory() as folder:
     samples, growth = measure(FLAGS.saves, FLAGS.arrays, FLAGS.side, FLAGS.every, folder)
   (s0, rss0, traced0), (s1, rss1, traced1) = samples[0], samples[-1]
