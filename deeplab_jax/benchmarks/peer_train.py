@@ -348,7 +348,9 @@ class OurSide:
     self.dropout_rng = jax.random.split(jax.random.key(config.seed))[1]  # the trainer's dropout key
     # The trainer's initialisers drawn from an 'rbg' key: the same distributions, and an init program
     # that compiles several times faster on XLA:CPU (step.init_key).
-    self.state = loop.init_state(config, self.mesh, jax.random.key(config.seed, impl='rbg'))
+    # train.init_checkpoint (e.g. converted weights) as the trainer reads it.
+    self.state = loop.initial_state(config, self.mesh, jax.random.key(config.seed, impl='rbg'),
+                                    log=lambda *_: None)
     self.batches = pipeline.train_batches(split, config.data, config.seed, batch, as_uint8=True)
     options = steps.step_options(config, optimizer.poly_schedule(config.train))
     start = time.perf_counter()
