@@ -162,6 +162,9 @@ def get_config() -> ml_collections.ConfigDict:
   train.hard_mining_steps = 0  # steps ramping the kept % from 100 to top_k_percent; 0 = from the start
   train.init_checkpoint = ''  # checkpoint folder (a run's checkpoints/ or one step in it) to start from
   train.reinit_head_on_mismatch = True  # re-initialise train.last_layers whose shapes differ from it
+  # > 0: at the last step, BatchNorm statistics averaged over this many more training batches with the
+  # final weights replace the moving averages in the last checkpoint (train/precise_bn.py); 0 = official
+  train.precise_bn_batches = 0
   train.profile_steps = (0, 0)  # (start, stop): trace steps start..stop-1 to WORKDIR/profile; (0, 0) = off
 
   config.parallelism = 'jit'  # 'jit': one step jitted over a device mesh; 'pmap': the pmap front

@@ -17,7 +17,7 @@ from deeplab_jax.data import datasets, pipeline
 from deeplab_jax.errors import UserError
 from deeplab_jax.evaluate import evaluator
 from deeplab_jax.models.deeplab import build_model
-from deeplab_jax.train import distributed, optimizer, steps
+from deeplab_jax.train import distributed, optimizer, precise_bn, steps
 from deeplab_jax.train import state as state_lib
 
 
@@ -214,6 +214,16 @@ def _next(batches: pipeline.Batches, step: int, checkpointer: Checkpointer) -> d
                     '--config.data.skip_bad_examples=True) and rerun to resume.') from None
 
 
+def _precise_batch_norm(run: Run, state, batches: pipeline.Batches):
+  """state with its BatchNorm statistics averaged over the next train.precise_bn_batches batches of the
+  training stream (train/precise_bn.py): what the last checkpoint then holds and everything after it
+  (final eval, --mode=eval/predict/export) uses."""
+  variables = precise_bn.recalibrate(run.config, state.variables(), batches,
+                                     run.config.train.precise_bn_batches, run.mesh,
+                                     seed=run.config.seed, log=run.log)
+  return state.replace(batch_stats=variables['batch_stats'])
+
+
 def _train(run: Run, state, train_split, *, dropout_rng: jax.Array, run_eval: Callable):
   """The step loop from state.step; on SIGINT/SIGTERM saves the current step and exits with status
   130/143 (on several processes: all at the same step, the first at which every one knows of it).
@@ -271,6 +281,8 @@ def _train(run: Run, state, train_split, *, dropout_rng: jax.Array, run_eval: Ca
       if evaluate or step % train.checkpoint_every == 0 or step == train.num_steps or stopping:
         _check_finite(*previous, checkpointer)
         state = front.get_state(device_state)
+        if step == train.num_steps and train.precise_bn_batches:
+          state = _precise_batch_norm(run, state, batches)
         checkpointer.save(step, state, force=bool(stopping))  # before evaluating: eval may fail
         if evaluate:
           results = _evaluate_saved(run_eval, state)

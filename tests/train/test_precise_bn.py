@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 
 from deeplab_jax import sharding
+from deeplab_jax.data import datasets, pipeline
 from deeplab_jax.errors import UserError
 from deeplab_jax.models import deeplab
 from deeplab_jax.train import loop, precise_bn
+from tests.train.fault_helpers import final_params, loop_config
 from tests.train.helpers import assert_trees_close, fixed_config
 
 
@@ -74,3 +76,26 @@ def test_frozen_statistics_stay_and_a_short_stream_is_an_error(setup):
   assert same is variables and 'frozen' in lines[0]
   with pytest.raises(UserError, match='asked for 3 batches; the stream gave 2'):
     precise_bn.recalibrate(config, variables, iter(uint8_batches(2)), 3, mesh, log=lambda _: None)
+
+
+def test_the_last_checkpoint_holds_statistics_of_the_batches_after_the_last_step(tmp_path):
+  """train.precise_bn_batches: the run's weights are unchanged, its final batch_stats are precise_bn's
+  over the stream's next batches (the stream is a function of (seed, step), so they can be remade)."""
+  root = str(tmp_path / 'data')
+  config = loop_config(root, num_steps=3)
+  loop.train_and_evaluate(config, str(tmp_path / 'moving'), log=lambda _: None)
+  config.train.precise_bn_batches = 2
+  lines = []
+  loop.train_and_evaluate(config, str(tmp_path / 'precise'), log=lines.append)
+  assert any('averaged over 2 training batches' in line for line in lines)
+  moving, precise = final_params(str(tmp_path / 'moving')), final_params(str(tmp_path / 'precise'))
+  jax.tree.map(np.testing.assert_array_equal, moving['params'], precise['params'])
+  train_split, _ = datasets.load_splits(config.data, log=lambda *_: None)
+  following = pipeline.train_batches(train_split, config.data, config.seed, config.train.batch_size, 3,
+                                     as_uint8=True)
+  expected = precise_bn.recalibrate(config, moving, following, 2, sharding.make_mesh(), seed=config.seed,
+                                    log=lambda _: None)
+  following.close()
+  assert_trees_close(precise['batch_stats'], expected['batch_stats'], rtol=1e-5, atol=1e-6)
+  first = [jax.tree.leaves(run['batch_stats'])[0] for run in (precise, moving)]
+  assert not np.allclose(*first)
