@@ -7,7 +7,8 @@ A moving average with decay d follows the weights with a lag of about 1 / (1 - d
 eval-mode network (moving statistics) is not the one that was trained (batch statistics): torchvision's
 DeepLabV3-MobileNetV3 after 500 CamVid steps scores 12.65 val mIoU with its moving statistics and 38.67
 with precise ones (BENCHMARKS.md). The official recipes (30k+ steps, fine-tuning from ImageNet) do not
-need it, so nothing applies it by default; benchmarks.peer_train does, to both sides alike.
+need it, so it is off by default: train.precise_bn_batches = N applies it at the end of training (the
+last checkpoint holds the precise statistics), and benchmarks.peer_train to both of its sides alike.
 
 Each batch runs the training model (batch statistics, dropout) with every BatchNorm's momentum at 0, so
 the layer's new moving statistics are that batch's mean and (biased) variance; they are averaged over
