@@ -120,6 +120,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, log=prin
   """
   if jax.process_index() > 0:
     log = lambda *_: None  # noqa: E731
+  build_model(config, train=True)  # a bad model config stops here, before orbax starts its threads
   checkpoint.prepare_workdir(workdir, config)
   train_split, eval_split = datasets.load_splits(config.data, log)
   log(f'Data: {len(train_split)} train images ({config.data.train_split}), {len(eval_split)} eval '

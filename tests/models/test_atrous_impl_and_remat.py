@@ -152,4 +152,9 @@ def test_taps_and_dot_lowerings_give_the_same_loss_and_gradients(backbone):
     results.append(jax.jit(jax.value_and_grad(loss_fn))(variables['params']))
   (loss, grads), (fast_loss, fast_grads) = results
   np.testing.assert_allclose(fast_loss, loss, rtol=1e-5)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-5), fast_grads, grads)
+  # Float32 rounding of the two lowerings grows through the deep nets' train-mode BatchNorm (batch of
+  # 2 at 40 px: few values per statistic): Xception-65's first conv gradients differ by up to 2.4e-5
+  # where they are ~1e-3 (1.3e-3 of the largest gradient), so the absolute tolerance is 5e-3 of the
+  # largest gradient. A wrong tap or stride moves gradients by their own size.
+  atol = max(1e-5, 5e-3 * max(float(np.abs(g).max()) for g in jax.tree.leaves(grads)))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=atol), fast_grads, grads)
