@@ -60,13 +60,18 @@ def load(workdir: str) -> ml_collections.ConfigDict:
     stored = json.loads(epath.Path(file).read_text())
   except paths.io_errors() + (ValueError,) as e:
     raise UserError(f'Cannot read {file}: {type(e).__name__}: {e}. Pass --config.') from e
-  try:
-    from configs import base
-    config = base.get_config()
-  except ImportError:  # the package without the repository's configs/: the stored tree alone
-    config = ml_collections.ConfigDict()
+  config = _base_config()
   _merge(config, stored)
   return config
+
+
+def _base_config() -> ml_collections.ConfigDict:
+  """configs/base.py's tree; empty for the package without the repository's configs/."""
+  try:
+    from configs import base
+  except ImportError:
+    return ml_collections.ConfigDict()
+  return base.get_config()
 
 
 def get_config(workdir: str) -> ml_collections.ConfigDict:
@@ -107,11 +112,18 @@ def _flat(tree: dict, prefix: str = '') -> dict:
 
 
 def differences(stored: dict, config: dict) -> dict:
-  """{field: (stored, now)} of the fields that differ, FREE_FIELDS left out."""
+  """{field: (stored, now)} of the fields that differ, FREE_FIELDS left out.
+
+  A field the stored config lacks (the run was made before the field existed) that now holds
+  configs/base.py's default is no change: a new field's default is the behaviour the run had.
+  """
   old, new = _flat(stored), _flat(config)
+  defaults = _flat(json.loads(_base_config().to_json()))
   changed = {}
   for field in sorted(set(old) | set(new)):
     if any(field == f or (f.endswith('.') and field.startswith(f)) for f in FREE_FIELDS):
+      continue
+    if field not in old and field in defaults and new.get(field) == defaults[field]:
       continue
     if old.get(field, '<absent>') != new.get(field, '<absent>'):
       changed[field] = (old.get(field, '<absent>'), new.get(field, '<absent>'))

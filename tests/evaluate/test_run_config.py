@@ -70,6 +70,22 @@ def test_resuming_under_another_config_lists_the_changes(tmp_path):
   assert history[-1]['changed']['model.output_stride'] == {'stored': 16, 'now': 8}
 
 
+def test_a_field_newer_than_the_run_is_no_change_at_its_default(tmp_path):
+  """A run made before model.init_scheme existed resumes when the field holds base.py's default, and
+  is stopped when the config sets another value."""
+  config = tiny_config()
+  workdir = _trained(tmp_path, config)
+  stored = json.loads(open(run_config.path(workdir)).read())
+  del stored['model']['init_scheme']
+  with open(run_config.path(workdir), 'w') as f:
+    json.dump(stored, f)
+  run_config.check_resume(workdir, tiny_config())
+  changed = tiny_config()
+  changed.model.init_scheme = 'torchvision'
+  with pytest.raises(UserError, match="model.init_scheme: '<absent>' -> 'torchvision'"):
+    run_config.check_resume(workdir, changed)
+
+
 def test_converted_weights_at_step_0_fine_tune_under_any_config(tmp_path):
   workdir = str(tmp_path / 'run')
   checkpoint.prepare_workdir(workdir, tiny_config())
