@@ -139,6 +139,11 @@ def read_pair(image_path: str, label_path: str, num_classes: int,
   return image, np.where(label < num_classes, label, ignore_label).astype(np.uint8)
 
 
+def torch_input(torch, images: np.ndarray, device):
+  """Normalised NHWC float32 images -> the model's NCHW input on device, channels_last in memory."""
+  return torch.from_numpy(images).permute(0, 3, 1, 2).to(device).contiguous(memory_format=torch.channels_last)
+
+
 def normalize_imagenet(image: np.ndarray) -> np.ndarray:
   """uint8 [..., 3] -> float32 (x / 255 - mean) / std, torchvision's Normalize."""
   return (image.astype(np.float32) / 255 - IMAGENET_MEAN) / IMAGENET_STD
@@ -226,10 +231,8 @@ class TorchvisionSide:
     losses = []
     start = time.perf_counter()
     for images, labels in batches:
-      x = torch.from_numpy(images).permute(0, 3, 1, 2).to(self.device)
-      x = x.contiguous(memory_format=torch.channels_last)
       y = torch.from_numpy(labels).long().to(self.device)
-      outputs = self.model(x)
+      outputs = self.model(torch_input(torch, images, self.device))
       loss = (functional.cross_entropy(outputs['out'], y, ignore_index=ignore) +
               TV_AUX_WEIGHT * functional.cross_entropy(outputs['aux'], y, ignore_index=ignore))
       self.sgd.zero_grad(set_to_none=True)
@@ -253,9 +256,7 @@ class TorchvisionSide:
     try:
       with torch.no_grad():
         for _ in range(num_batches):
-          images, _ = self.make_batch()
-          x = torch.from_numpy(images).permute(0, 3, 1, 2).to(self.device)
-          self.model(x.contiguous(memory_format=torch.channels_last))
+          self.model(torch_input(torch, self.make_batch()[0], self.device))
     finally:
       for m, momentum in zip(norms, momenta):
         m.momentum = momentum
@@ -312,7 +313,7 @@ def torchvision_probabilities(torch, model, images: list[Image.Image], device, s
   for scale in scales:
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     x = np.stack([normalize_imagenet(np.asarray(im.resize(size, Image.BILINEAR))) for im in images])
-    x = torch.from_numpy(x).permute(0, 3, 1, 2).to(device).contiguous(memory_format=torch.channels_last)
+    x = torch_input(torch, x, device)
     for flipped in (False, True) if flip else (False,):
       probs = functional.softmax(model(x.flip(3) if flipped else x)['out'].float(), dim=1)
       probs = probs.flip(3) if flipped else probs
