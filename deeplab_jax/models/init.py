@@ -30,7 +30,7 @@ def reinitialize(params: dict, scheme: str, rng: jax.Array) -> dict:
   if scheme == 'deeplab':
     return params
   flat = jax.tree_util.tree_flatten_with_path(params)[0]
-  fan_in = {}  # module path -> its kernel's fan-in, for the module's bias
+  fan_in = {}  # conv module path -> its kernel's fan-in, for the kernel's and the bias's bound
   for path, value in flat:
     names = _names(path)
     if names[-1] == 'kernel' and value.ndim == 4:
@@ -47,7 +47,7 @@ def _torchvision(names: tuple[str, ...], value: jax.Array, key: jax.Array, fan_i
   if names[-1] == 'kernel' and value.ndim == 4:
     k_h, k_w, c_in, c_out = value.shape
     if in_head:
-      return _uniform(key, value, 1.0 / (k_h * k_w * c_in) ** 0.5)
+      return _uniform(key, value, 1.0 / fan_in[names[:-1]] ** 0.5)
     if c_in == 1:  # depthwise: PyTorch's fan-out of a [C, 1, k, k] weight is C * k * k
       return jax.random.normal(key, value.shape, value.dtype) * (2.0 / (c_out * k_h * k_w)) ** 0.5
     return value
