@@ -38,7 +38,8 @@ def get_config() -> ml_collections.ConfigDict:
   data.eval_size = ml_collections.FieldReference(513, field_type=object)
   # 'pad': whole images padded to eval_size (a larger one is an error); 'resize': each image resized,
   # keeping its ratio, to fit eval_size and its probabilities resized back to the label (deeplab2);
-  # 'slide': eval_size windows overlapping by eval_overlap (mmsegmentation). Metrics: original labels.
+  # 'slide': eval_size (height x width) windows overlapping by eval_overlap (mmsegmentation). Both run
+  # eval.batch_size canvases (images or windows) at a time. Metrics: original labels.
   data.eval_protocol = 'pad'
   # 'pad' protocol: 'canvas' pads every image to eval_size (the official protocol: the image-pooling
   # branch averages over the canvas); 'batch' pads each batch only to its largest image, rounded up to

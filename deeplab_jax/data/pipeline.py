@@ -14,6 +14,7 @@ file is logged the first time. An up-front scan of every file would also be dete
 full decode of the dataset before step 1; `--mode=inspect_data` is that scan, on demand.
 """
 import dataclasses
+import functools
 import re
 
 from absl import logging
@@ -230,11 +231,13 @@ EVAL_PADDINGS = ('canvas', 'batch')
 
 
 def eval_batches(split: Split, data: ml_collections.ConfigDict, global_batch: int,
-                 shard: Shard = Shard(), include_index: bool = False) -> Batches:
+                 shard: Shard = Shard(), include_index: bool = False,
+                 bucket_sides: tuple[np.ndarray, np.ndarray] | None = None) -> Batches:
   """One pass over split in local batches of whole images padded to eval_size (padding = ignore).
 
-  With data.eval_padding='batch' each batch is padded only to its largest image (the evaluator rounds
-  that up to a bucket); the normalised padding is 0, the mean pixel, as on the canvas.
+  With data.eval_padding='batch' each batch is padded only to its largest image, and further, in the
+  same tf.data graph, to bucket_sides[axis][side] when given (the evaluator's buckets); the normalised
+  padding is 0, the mean pixel, as on the canvas.
   include_index adds 'index' [L] int32: each example's position in split, -1 for filler slots.
   """
   if data.eval_padding not in EVAL_PADDINGS:
@@ -250,7 +253,20 @@ def eval_batches(split: Split, data: ml_collections.ConfigDict, global_batch: in
   padding = {'image': 0.0, 'label': data.ignore_label, 'problem': ''}
   if include_index:
     shapes['index'], padding['index'] = [], -1
-  return Batches(dataset.padded_batch(local, padded_shapes=shapes, padding_values=padding))
+  dataset = dataset.padded_batch(local, padded_shapes=shapes, padding_values=padding)
+  if bucket_sides is not None:
+    dataset = dataset.map(functools.partial(_pad_to_sides, tables=tuple(
+        tf.constant(np.asarray(t, np.int32)) for t in bucket_sides), ignore_label=data.ignore_label))
+  return Batches(dataset)
+
+
+def _pad_to_sides(batch: dict, tables: tuple[tf.Tensor, tf.Tensor], ignore_label: int) -> dict:
+  """A padded batch padded further, bottom/right, to tables[axis][its side] (image 0, label ignore)."""
+  sides = tf.shape(batch['label'])[1:3]
+  extra = [tables[axis][sides[axis]] - sides[axis] for axis in (0, 1)]
+  pads = [[0, 0], [0, extra[0]], [0, extra[1]]]
+  return dict(batch, image=tf.pad(batch['image'], pads + [[0, 0]]),
+              label=tf.pad(batch['label'], pads, constant_values=ignore_label))
 
 
 def _with_options(dataset: tf.data.Dataset, data: ml_collections.ConfigDict) -> tf.data.Dataset:

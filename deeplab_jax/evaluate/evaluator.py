@@ -131,11 +131,10 @@ def evaluate(variables: dict, split: Split, config: ml_collections.ConfigDict, m
   confusion = np.zeros((1 + bool(refine), data.num_classes, data.num_classes), np.int64)
   total, samples = pipeline.num_eval_batches(split, config.eval.batch_size), []
   wanted = set(np.linspace(0, len(split) - 1, min(config.eval.num_images, len(split))).round().astype(int))
+  buckets = bucket_sides(config) if data.eval_padding == 'batch' else None
   for i, batch in enumerate(pipeline.eval_batches(split, data, config.eval.batch_size, shard,
-                                                  include_index=True)):
+                                                  include_index=True, bucket_sides=buckets)):
     index = batch.pop('index')
-    if data.eval_padding == 'batch':
-      batch = pad_to_bucket(batch, config)
     batch_confusion, predictions = step_fn(variables, sharding.global_batch(batch, mesh))
     confusion += np.asarray(batch_confusion)
     rows = [j for j, position in enumerate(index) if position in wanted]
@@ -148,18 +147,14 @@ def evaluate(variables: dict, split: Split, config: ml_collections.ConfigDict, m
   return _results(confusion, samples, split, data, setting, output_stride, crf_params if refine else None)
 
 
-def pad_to_bucket(batch: dict, config: ml_collections.ConfigDict) -> dict:
-  """A batch padded to its largest image (data.eval_padding='batch') padded further, bottom/right, to
-  predict.padded_side's bucket of each side (at most data.eval_size): a split of many sizes costs a few
-  compiles. Image padding 0 (the normalised mean pixel), label padding ignore, as on the canvas."""
+def bucket_sides(config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
+  """data.eval_padding='batch': per axis, the side a batch whose largest image has side d (0..canvas)
+  is padded to: predict.padded_side's bucket, at most the canvas (data.eval_size), never below d. A
+  split of many sizes costs a few compiles."""
   canvas = sizes.height_width(config.data.eval_size, 'data.eval_size')
   aligned = bool(config.model.upsample_align_corners)
-  sides = batch['label'].shape[1:3]
-  target = [max(d, min(predict.padded_side(d, config.predict.pad_multiple, aligned), c))
-            for d, c in zip(sides, canvas)]
-  pads = ((0, 0), (0, target[0] - sides[0]), (0, target[1] - sides[1]))
-  return dict(batch, image=np.pad(batch['image'], pads + ((0, 0),)),
-              label=np.pad(batch['label'], pads, constant_values=config.data.ignore_label))
+  return tuple(np.array([max(d, min(predict.padded_side(d, config.predict.pad_multiple, aligned), c))
+                         for d in range(c + 1)]) for c in canvas)
 
 
 def _results(confusion: np.ndarray, samples: list, split, data, setting: inference.Setting,
@@ -183,7 +178,8 @@ def _evaluate_each_image(variables: dict, split, config: ml_collections.ConfigDi
                          shard: pipeline.Shard, log) -> tuple[np.ndarray, list]:
   """(confusions [K, C, C], pictures) of data.eval_protocol 'resize' or 'slide', image by image.
 
-  Every prediction is made at the original resolution of its label, which the metrics count.
+  Every prediction is made at the original resolution of its label, which the metrics count. The
+  model runs config.eval.batch_size canvases ('resize': images; 'slide': one image's windows) at once.
   """
   data = config.data
   if data.eval_protocol not in PROTOCOLS:
@@ -199,40 +195,57 @@ def _evaluate_each_image(variables: dict, split, config: ml_collections.ConfigDi
   n = data.num_classes
   confusion, samples = np.zeros((len(probs_fns), n, n), np.int64), []
   wanted = set(np.linspace(0, len(split) - 1, min(config.eval.num_images, len(split))).round().astype(int))
-  for count, batch in enumerate(pipeline.whole_examples(split, data, shard), 1):
-    image, label = normalization.normalize(batch['image'][0], data), batch['label'][0].astype(np.int64)
-    keep = label != data.ignore_label
+  examples = ((normalization.normalize(b['image'][0], data), b['label'][0].astype(np.int64),
+               int(b['index'][0])) for b in pipeline.whole_examples(split, data, shard))
+  group = 1 if data.eval_protocol == 'slide' else config.eval.batch_size
+  count = 0
+  for chunk in _groups(examples, group):
+    images = [image for image, _, _ in chunk]
     for k, probs_fn in enumerate(probs_fns):
-      prediction = np.argmax(whole_image_probabilities(probs_fn, image, config), -1)
-      confusion[k] += np.bincount(label[keep] * n + prediction[keep], minlength=n * n).reshape(n, n)
-      if k == 0 and int(batch['index'][0]) in wanted:
-        samples.append(visualize.eval_triple(image, label, prediction, mean, std, data.ignore_label,
-                                             palette.for_config(data)))
-    if count % 100 == 0 or count == len(split):
+      for (image, label, index), probs in zip(chunk, whole_image_probabilities(probs_fn, images, config)):
+        prediction, keep = np.argmax(probs, -1), label != data.ignore_label
+        confusion[k] += np.bincount(label[keep] * n + prediction[keep], minlength=n * n).reshape(n, n)
+        if k == 0 and index in wanted:
+          samples.append(visualize.eval_triple(image, label, prediction, mean, std, data.ignore_label,
+                                               palette.for_config(data)))
+    before, count = count, count + len(chunk)
+    if count // 100 > before // 100 or count == len(split):
       log(f'  eval {split.name} ({setting.tag}, {data.eval_protocol}): image {count}/{len(split)}')
   return confusion, samples
 
 
-def whole_image_probabilities(probs_fn, image: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
-  """Probabilities [H, W, C] of a normalised image [H, W, 3] by data.eval_protocol 'resize' or 'slide'.
+def _groups(items, size: int):
+  """Lists of `size` consecutive items (the last one shorter)."""
+  items = iter(items)
+  while chunk := [x for _, x in zip(range(size), items)]:
+    yield chunk
 
-  'resize': scaled by min(canvas_h / H, canvas_w / W) (up or down, keeping the ratio), padded with the
-  mean pixel to data.eval_size, and the probabilities of the scaled image resized back to H x W
-  (bilinear, with the model's corner alignment). 'slide': windows of the canvas' shorter side that
-  overlap by data.eval_overlap (an image within one window is padded whole), averaged.
+
+def whole_image_probabilities(probs_fn, images: list[np.ndarray], config: ml_collections.ConfigDict):
+  """Probabilities [H, W, C] of normalised images [H, W, 3] (any sizes) by data.eval_protocol 'resize'
+  or 'slide', yielded image by image.
+
+  'resize': each scaled by min(canvas_h / H, canvas_w / W) (up or down, keeping the ratio), padded with
+  the mean pixel to data.eval_size, run config.eval.batch_size at a time, and the probabilities of the
+  scaled image resized back to H x W (bilinear, with the model's corner alignment). 'slide': windows of
+  data.eval_size (height x width) that overlap by data.eval_overlap along each side (an image within one
+  window is padded whole), config.eval.batch_size windows at a time, averaged.
   """
-  data = config.data
+  data, batch = config.data, config.eval.batch_size
   height, width = sizes.height_width(data.eval_size, 'data.eval_size')
   if data.eval_protocol == 'slide':
-    return inference.tiled_probabilities(probs_fn, image, min(height, width), float(data.eval_overlap))
+    return (inference.tiled_probabilities(probs_fn, image, (height, width), float(data.eval_overlap), batch)
+            for image in images)
   aligned = bool(config.model.upsample_align_corners)
-  h, w = image.shape[:2]
-  scale = min(height / h, width / w)
-  scaled = (min(height, max(1, round(h * scale))), min(width, max(1, round(w * scale))))
-  resized = _resize(image, scaled, aligned)
-  canvas = np.pad(resized, ((0, height - scaled[0]), (0, width - scaled[1]), (0, 0)))
-  probs = np.asarray(probs_fn(canvas[None]))[0, :scaled[0], :scaled[1]]
-  return _resize(probs, (h, w), aligned)
+  scaled = []
+  for image in images:
+    h, w = image.shape[:2]
+    scale = min(height / h, width / w)
+    scaled.append((min(height, max(1, round(h * scale))), min(width, max(1, round(w * scale)))))
+  canvases = (np.pad(_resize(image, (sh, sw), aligned), ((0, height - sh), (0, width - sw), (0, 0)))
+              for image, (sh, sw) in zip(images, scaled))
+  return (_resize(probs[:sh, :sw], image.shape[:2], aligned) for image, (sh, sw), probs
+          in zip(images, scaled, inference.batched_probabilities(probs_fn, canvases, batch)))
 
 
 def _resize(array: np.ndarray, size: tuple[int, int], aligned: bool) -> np.ndarray:

@@ -117,32 +117,61 @@ def _tile_starts(length: int, tile: int, stride: int) -> list[int]:
   return starts + [length - tile]
 
 
-def tiled_probabilities(probs_fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, tile: int,
-                        overlap: float) -> np.ndarray:
-  """Probabilities [H, W, C] of a large normalised image [H, W, 3] from overlapping tile x tile windows.
+def chunk_sizes(count: int, batch: int) -> list[int]:
+  """Sizes that split `count` items into runs of `batch`, the rest in falling powers of two, so a
+  batched function compiles for at most batch and log2(batch) + 1 smaller shapes, whatever the count.
+
+  >>> chunk_sizes(13, 8), chunk_sizes(13, 6), chunk_sizes(2, 8)
+  ([8, 4, 1], [6, 6, 1], [2])
+  """
+  sizes, rest = [batch] * (count // batch), count % batch
+  while rest:
+    sizes.append(1 << (rest.bit_length() - 1))
+    rest -= sizes[-1]
+  return sizes
+
+
+def batched_probabilities(probs_fn: Callable[[np.ndarray], np.ndarray], images, batch: int):
+  """Yields the probabilities [h, w, C] of equally shaped inputs [h, w, 3] (an iterable), computed
+  `batch` at a time (chunk_sizes) and in their order; only one batch is held at once."""
+  images = iter(images)
+  pending = []
+  while True:
+    pending += [x for _, x in zip(range(batch - len(pending)), images)]
+    if not pending:
+      return
+    size = chunk_sizes(len(pending), batch)[0]
+    yield from np.asarray(probs_fn(np.stack(pending[:size])))
+    pending = pending[size:]
+
+
+def tiled_probabilities(probs_fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray,
+                        tile: int | tuple[int, int], overlap: float, batch: int = 1) -> np.ndarray:
+  """Probabilities [H, W, C] of a large normalised image [H, W, 3] from overlapping windows.
 
   Every window is run whole (the last row/column of windows is moved flush with the image edge;
   windows of images smaller than a tile are zero-padded, i.e. with the mean pixel) and overlapping
-  probabilities are averaged, so accelerator memory depends on the tile size only (the host holds the
-  [H, W, C] sum).
+  probabilities are averaged, so accelerator memory depends on the tile size and batch only (the host
+  holds the [H, W, C] sum).
 
   Args:
-    probs_fn: [1, tile, tile, 3] -> [1, tile, tile, C] probabilities.
+    probs_fn: [B, tile_h, tile_w, 3] -> [B, tile_h, tile_w, C] probabilities.
     image: normalised image [H, W, 3].
-    tile: window side in pixels.
-    overlap: fraction of a window shared with its neighbour, in [0, 1).
+    tile: window side in pixels, or (height, width).
+    overlap: fraction of a window shared with its neighbour (along each side), in [0, 1).
+    batch: windows per probs_fn call (see chunk_sizes for the last ones).
   """
   height, width = image.shape[:2]
-  stride = max(1, int(tile * (1 - overlap)))
+  tile_h, tile_w = (tile, tile) if isinstance(tile, int) else tile
+  boxes = [(top, left, min(tile_h, height - top), min(tile_w, width - left))
+           for top in _tile_starts(height, tile_h, max(1, int(tile_h * (1 - overlap))))
+           for left in _tile_starts(width, tile_w, max(1, int(tile_w * (1 - overlap))))]
+  windows = (np.pad(image[top:top + h, left:left + w], ((0, tile_h - h), (0, tile_w - w), (0, 0)))
+             for top, left, h, w in boxes)
   total, count = None, np.zeros((height, width, 1), np.float32)
-  for top in _tile_starts(height, tile, stride):
-    for left in _tile_starts(width, tile, stride):
-      window = image[top:top + tile, left:left + tile]
-      h, w = window.shape[:2]
-      padded = np.pad(window, ((0, tile - h), (0, tile - w), (0, 0)))
-      probs = np.asarray(probs_fn(padded[None]))[0, :h, :w]
-      if total is None:
-        total = np.zeros((height, width, probs.shape[-1]), np.float32)
-      total[top:top + h, left:left + w] += probs
-      count[top:top + h, left:left + w] += 1
+  for (top, left, h, w), probs in zip(boxes, batched_probabilities(probs_fn, windows, batch)):
+    if total is None:
+      total = np.zeros((height, width, probs.shape[-1]), np.float32)
+    total[top:top + h, left:left + w] += probs[:h, :w]
+    count[top:top + h, left:left + w] += 1
   return total / count

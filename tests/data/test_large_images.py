@@ -40,29 +40,32 @@ def write(root, split: str, images, labels):
       Image.fromarray(array).save(root / folder / split / f'{k}.png')
 
 
-def config_for(root, split: str, protocol: str):
+def config_for(root, split: str, protocol: str, canvas=65):
   config = tiny_config(str(root))
   data = config.data
   data.dataset, data.label_dir, data.num_classes, data.eval_split = 'folder', 'labels', 6, split
-  data.eval_size, data.eval_protocol = 65, protocol
+  data.eval_size, data.eval_protocol = canvas, protocol
   config.eval.batch_size = 8
   return config
 
 
-def evaluate(variables, root, split, protocol):
-  config = config_for(root, split, protocol)
+def evaluate(variables, root, split, protocol, canvas=65):
+  config = config_for(root, split, protocol, canvas)
   mesh = sharding.make_mesh()
   return evaluator.evaluate(jax.device_put(variables, sharding.replicated(mesh)),
                             datasets.read_split(config.data, split), config, mesh, log=lambda _: None)
 
 
-def test_resize_and_slide_equal_pad_on_images_the_size_of_the_canvas(tmp_path, tiny_variables):
-  labels = [np.random.default_rng(k).integers(0, 6, (65, 65)).astype(np.uint8) for k in range(2)]
-  write(tmp_path, 'fit', [smooth_image(k, 65) for k in range(2)], labels)
-  pad = evaluate(tiny_variables, tmp_path, 'fit', 'pad')
+@pytest.mark.parametrize('canvas', [65, (65, 97)])
+def test_resize_and_slide_equal_pad_on_images_the_size_of_the_canvas(tmp_path, tiny_variables, canvas):
+  """Also on a rectangular canvas: 'slide' windows are the canvas (height x width), not its shorter side."""
+  h, w = (canvas, canvas) if isinstance(canvas, int) else canvas
+  labels = [np.random.default_rng(k).integers(0, 6, (h, w)).astype(np.uint8) for k in range(3)]
+  write(tmp_path, 'fit', [smooth_image(k, w)[:h] for k in range(3)], labels)
+  pad = evaluate(tiny_variables, tmp_path, 'fit', 'pad', canvas)
   for protocol in ('resize', 'slide'):
-    np.testing.assert_array_equal(evaluate(tiny_variables, tmp_path, 'fit', protocol)['confusion_matrix'],
-                                  pad['confusion_matrix'])
+    results = evaluate(tiny_variables, tmp_path, 'fit', protocol, canvas)
+    np.testing.assert_array_equal(results['confusion_matrix'], pad['confusion_matrix'])
 
 
 def test_resize_predicts_at_the_original_resolution(tmp_path, tiny_variables):

@@ -5,7 +5,7 @@ from PIL import Image
 import pytest
 from scipy.ndimage import binary_erosion
 
-from deeplab_jax.data import datasets, normalization, pipeline, synthetic, voc
+from deeplab_jax.data import datasets, normalization, pipeline, sizes, synthetic, voc
 from deeplab_jax.data.split import Split
 from deeplab_jax.errors import UserError
 from tests.conftest import tiny_config
@@ -269,6 +269,17 @@ def test_eval_batches_padded_only_to_their_largest_image(synthetic_root):
     for row, (ih, iw) in enumerate(mine):
       assert np.all(batch['image'][row, ih:] == 0) and np.all(batch['image'][row, :, iw:] == 0)
   assert list(batches[-1]['index']) == [4, -1] and np.all(batches[-1]['label'][1] == 255)
+  # Bucket tables (here: a side d is padded to the next multiple of 7, up to the canvas) pad further
+  # in the graph: the canvas' pixels up to the bucket side.
+  canvas_h, canvas_w = sizes.height_width(data.eval_size, 'data.eval_size')
+  tables = tuple(np.minimum(-(-np.arange(c + 1) // 7) * 7, c) for c in (canvas_h, canvas_w))
+  bucketed = list(pipeline.eval_batches(split, data, global_batch=2, bucket_sides=tables))
+  for batch, whole, plain in zip(bucketed, canvas, batches):
+    h, w = (int(tables[axis][plain['label'].shape[1 + axis]]) for axis in (0, 1))
+    assert batch['label'].shape == (2, h, w)
+    np.testing.assert_array_equal(batch['label'], whole['label'][:, :h, :w])
+    np.testing.assert_array_equal(batch['image'], whole['image'][:, :h, :w])
+  assert [b['label'].shape for b in bucketed] != [b['label'].shape for b in batches]
   data.eval_padding = 'largest'
   with pytest.raises(UserError, match=r"data.eval_padding is 'largest'; expected one of"):
     pipeline.eval_batches(split, data, global_batch=2)

@@ -72,8 +72,8 @@ def test_batch_padding_evaluates_bucketed_batches_over_the_same_pixels(tiny, syn
   mesh = sharding.make_mesh(jax.devices()[:2])
   results = evaluator.evaluate(jax.device_put(variables, sharding.replicated(mesh)), split, config, mesh,
                                log=lambda _: None)
-  batches = [evaluator.pad_to_bucket(b, config)
-             for b in pipeline.eval_batches(split, config.data, config.eval.batch_size)]
+  batches = list(pipeline.eval_batches(split, config.data, config.eval.batch_size,
+                                       bucket_sides=evaluator.bucket_sides(config)))
   np.testing.assert_array_equal(results['confusion_matrix'],
                                 numpy_confusion(model, variables, batches, config.data.num_classes))
   assert results['num_pixels'] == labelled_pixels(split)

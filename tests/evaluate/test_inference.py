@@ -86,3 +86,20 @@ def test_tiles_of_a_pointwise_model_equal_the_whole_image():
   np.testing.assert_allclose(probs, pointwise(image), atol=1e-5)
   assert set(seen) == {(1, 32, 32, 3)}  # one compiled shape, whatever the image size
   assert len(seen) == 3 * 4  # stride 24: rows 0, 24, 38 (flush); columns 0, 24, 48, 69 (flush)
+  # Rectangular windows, 5 at a time: 24x40 windows at strides 18/30 -> rows 0, 18, 36, 46 (flush),
+  # columns 0, 30, 60, 61 (flush): 16 windows in runs of 5, 5, 5 and 1.
+  seen.clear()
+  probs = inference.tiled_probabilities(lambda x: seen.append(x.shape) or pointwise(x), image, (24, 40),
+                                        0.25, batch=5)
+  np.testing.assert_allclose(probs, pointwise(image), atol=1e-5)
+  assert seen == [(5, 24, 40, 3)] * 3 + [(1, 24, 40, 3)]
+
+
+def test_batched_probabilities_keep_the_order_and_compile_few_shapes():
+  seen = []
+  items = [np.full((2, 3, 1), k, np.float32) for k in range(13)]
+  out = list(inference.batched_probabilities(lambda x: seen.append(len(x)) or x * 2, iter(items), 8))
+  assert seen == [8, 4, 1] and len(out) == 13
+  for k, probs in enumerate(out):
+    np.testing.assert_array_equal(probs, 2 * items[k])
+  assert list(inference.batched_probabilities(lambda x: x, iter([]), 8)) == []
