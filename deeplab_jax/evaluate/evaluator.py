@@ -199,7 +199,7 @@ def _evaluate_each_image(variables: dict, split, config: ml_collections.ConfigDi
                int(b['index'][0])) for b in pipeline.whole_examples(split, data, shard))
   group = 1 if data.eval_protocol == 'slide' else config.eval.batch_size
   count = 0
-  for chunk in _groups(examples, group):
+  for chunk in inference.groups(examples, group):
     images = [image for image, _, _ in chunk]
     for k, probs_fn in enumerate(probs_fns):
       for (image, label, index), probs in zip(chunk, whole_image_probabilities(probs_fn, images, config)):
@@ -212,13 +212,6 @@ def _evaluate_each_image(variables: dict, split, config: ml_collections.ConfigDi
     if count // 100 > before // 100 or count == len(split):
       log(f'  eval {split.name} ({setting.tag}, {data.eval_protocol}): image {count}/{len(split)}')
   return confusion, samples
-
-
-def _groups(items, size: int):
-  """Lists of `size` consecutive items (the last one shorter)."""
-  items = iter(items)
-  while chunk := [x for _, x in zip(range(size), items)]:
-    yield chunk
 
 
 def whole_image_probabilities(probs_fn, images: list[np.ndarray], config: ml_collections.ConfigDict):

@@ -131,18 +131,21 @@ def chunk_sizes(count: int, batch: int) -> list[int]:
   return sizes
 
 
+def groups(items, size: int):
+  """Lists of `size` consecutive items of an iterable (the last one shorter), taken as they are needed."""
+  items = iter(items)
+  while group := [x for _, x in zip(range(size), items)]:
+    yield group
+
+
 def batched_probabilities(probs_fn: Callable[[np.ndarray], np.ndarray], images, batch: int):
   """Yields the probabilities [h, w, C] of equally shaped inputs [h, w, 3] (an iterable), computed
-  `batch` at a time (chunk_sizes) and in their order; only one batch is held at once."""
-  images = iter(images)
-  pending = []
-  while True:
-    pending += [x for _, x in zip(range(batch - len(pending)), images)]
-    if not pending:
-      return
-    size = chunk_sizes(len(pending), batch)[0]
-    yield from np.asarray(probs_fn(np.stack(pending[:size])))
-    pending = pending[size:]
+  `batch` at a time (a last shorter group in chunk_sizes) and in their order; one group held at once."""
+  for group in groups(images, batch):
+    start = 0
+    for size in chunk_sizes(len(group), batch):
+      yield from np.asarray(probs_fn(np.stack(group[start:start + size])))
+      start += size
 
 
 def tiled_probabilities(probs_fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray,
