@@ -40,6 +40,18 @@ def test_depthwise_taps_equal_the_grouped_conv(k, rate, stride, size):
                        lambda x, w: library_conv(x, w, rate, stride, 6), x, kernel)
 
 
+@pytest.mark.parametrize('k,rate,stride', [(3, 1, 1), (5, 2, 2), (5, 3, 1), (3, 1, 2)])
+def test_kernel_gradient_in_row_chunks_equals_the_grouped_conv(k, rate, stride, monkeypatch):
+  """Images larger than a chunk: the kernel gradient's scan splits each into bands of output rows
+  (here a few rows each, the last band partly past the image)."""
+  monkeypatch.setattr(conv, '_CHUNK_BYTES', 1024)
+  monkeypatch.setattr(conv, '_ROW_CHUNK_BYTES', 1024)
+  x = jax.random.normal(jax.random.key(2), (2, 23, 13, 16))
+  kernel = jax.random.normal(jax.random.key(3), (k, k, 1, 16))
+  assert_same_function(lambda x, w: conv.depthwise_taps(x, w, rate, stride),
+                       lambda x, w: library_conv(x, w, rate, stride, 16), x, kernel)
+
+
 @pytest.mark.parametrize('stride,size', [(1, (7, 9)), (2, (7, 9)), (2, (8, 8))])
 def test_pointwise_dot_equals_the_1x1_conv(stride, size):
   x = jax.random.normal(jax.random.key(0), (2, *size, 5))
