@@ -196,6 +196,7 @@ def get_config() -> ml_collections.ConfigDict:
   predict.max_size = 1024  # images with a longer side are predicted by overlapping tiles
   predict.tile_size = 513  # tile side (DeepLab's eval crop, OS * k + 1)
   predict.tile_overlap = 0.33  # fraction of a tile shared with its neighbour
+  predict.tile_batch = 4  # tiles per model call (memory grows with it; 1 = one at a time)
   # whole images are padded up to sides of pad_multiple * k (+ 1 with model.upsample_align_corners,
   # so the feature grids end on the last pixel): 64 keeps OS 16 aligned at eval scales in steps of 0.25
   predict.pad_multiple = 64

@@ -149,7 +149,8 @@ def predict_probabilities(probs_fn: ProbsFn, image: np.ndarray,
   normalised = normalization.normalize(image, config.data)
   h, w = image.shape[:2]
   if max(h, w) > predict.max_size:
-    return inference.tiled_probabilities(probs_fn, normalised, predict.tile_size, predict.tile_overlap)
+    return inference.tiled_probabilities(probs_fn, normalised, predict.tile_size, predict.tile_overlap,
+                                         int(predict.tile_batch))
   return np.asarray(probs_fn(_pad(normalised, config)[None]))[0, :h, :w]
 
 

@@ -35,6 +35,7 @@ def make_folder(folder):
 def test_predict_folder_writes_one_png_per_valid_image(tiny, tmp_path):
   config, model, variables = tiny
   config.predict.max_size, config.predict.tile_size = 64, 48  # 'large' goes by tiles
+  config.predict.tile_batch = 1
   folder, out = tmp_path / 'in', str(tmp_path / 'out')
   folder.mkdir()
   sizes = make_folder(folder)
@@ -56,6 +57,21 @@ def test_predict_folder_writes_one_png_per_valid_image(tiny, tmp_path):
   # Whole images padded to sides of 64 * k + 1 (corner-aligned: every stride's grid ends on the last
   # pixel): 30 x 44 -> 65 x 65; half-pixel configs pad to 64 * k.
   assert (1, 65, 65, 3) in shapes and not any(s[1] % 64 != 1 for s in shapes if s[1] != 48)
+
+
+def test_tiles_run_in_batches_and_give_the_one_at_a_time_result(tiny):
+  config, model, variables = tiny
+  config.predict.max_size, config.predict.tile_size = 64, 48
+  image = np.random.default_rng(3).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+  base_fn = predict.make_probs_fn(model, variables, inference.Setting())
+  results = {}
+  for batch in (1, 4):
+    config.predict.tile_batch, shapes = batch, []
+    probs_fn = lambda x: shapes.append(x.shape[0]) or base_fn(x)  # noqa: E731, B023
+    results[batch] = (predict.predict_probabilities(probs_fn, image, config), shapes)
+  # 2 x 3 windows of 48 (overlap 0.33): one at a time, or a batch of 4 and then the remaining 2.
+  assert results[1][1] == [1] * 6 and results[4][1] == [4, 2]
+  np.testing.assert_allclose(results[4][0], results[1][0], atol=1e-5)
 
 
 def test_images_are_converted_as_users_expect(tmp_path):
