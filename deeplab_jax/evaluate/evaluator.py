@@ -188,12 +188,11 @@ def _evaluate_each_image(variables: dict, split, config: ml_collections.ConfigDi
     raise UserError(f"data.eval_protocol={data.eval_protocol!r} evaluates image by image on one host; "
                     "use 'pad' (with data.eval_size as large as the largest image) on several hosts.")
   mean, std = normalization.mean_std(data)
-  probs_fns = [predict.make_probs_fn(model, variables, setting)]
-  if crf_params:
-    probs_fns.append(predict.make_probs_fn(model, variables, setting, crf_params=crf_params, mean=mean,
-                                           std=std))
-  n = data.num_classes
-  confusion, samples = np.zeros((len(probs_fns), n, n), np.int64), []
+  # With a CRF, one model pass per canvas gives both: [H, W, 2C], the plain probabilities then the refined.
+  probs_fn = predict.make_probs_fn(model, variables, setting, crf_params=crf_params, mean=mean, std=std,
+                                   with_plain=True)
+  n, kinds = data.num_classes, 2 if crf_params else 1
+  confusion, samples = np.zeros((kinds, n, n), np.int64), []
   wanted = set(np.linspace(0, len(split) - 1, min(config.eval.num_images, len(split))).round().astype(int))
   examples = ((normalization.normalize(b['image'][0], data), b['label'][0].astype(np.int64),
                int(b['index'][0])) for b in pipeline.whole_examples(split, data, shard))
@@ -201,9 +200,10 @@ def _evaluate_each_image(variables: dict, split, config: ml_collections.ConfigDi
   count = 0
   for chunk in inference.groups(examples, group):
     images = [image for image, _, _ in chunk]
-    for k, probs_fn in enumerate(probs_fns):
-      for (image, label, index), probs in zip(chunk, whole_image_probabilities(probs_fn, images, config)):
-        prediction, keep = np.argmax(probs, -1), label != data.ignore_label
+    for (image, label, index), probs in zip(chunk, whole_image_probabilities(probs_fn, images, config)):
+      keep = label != data.ignore_label
+      for k in range(kinds):
+        prediction = np.argmax(probs[..., k * n:(k + 1) * n], -1)
         confusion[k] += np.bincount(label[keep] * n + prediction[keep], minlength=n * n).reshape(n, n)
         if k == 0 and index in wanted:
           samples.append(visualize.eval_triple(image, label, prediction, mean, std, data.ignore_label,

@@ -15,6 +15,7 @@ from typing import Callable
 
 from etils import epath
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from PIL import Image, ImageOps
@@ -243,13 +244,16 @@ def predict_files(probs_fn: ProbsFn, paths: list[str], out_dir: str,
 
 
 def make_probs_fn(model, variables: dict, setting: inference.Setting, *,
-                  crf_params: crf.CRFParams | None = None, mean=None, std=None) -> ProbsFn:
+                  crf_params: crf.CRFParams | None = None, mean=None, std=None,
+                  with_plain: bool = False) -> ProbsFn:
   """A jitted [B, H, W, 3] -> [B, H, W, C] probability function (compiled once per input shape).
 
   Args:
     crf_params: refine the probabilities with this dense CRF; padding (the mean pixel) is left out
       of it. Tiled images are refined tile by tile.
     mean, std: the images' normalisation (config.data), needed with crf_params.
+    with_plain: with crf_params, return [B, H, W, 2C]: the model's probabilities, then the refined
+      ones, from one model pass.
   """
   logits = inference.model_logits(model)
 
@@ -257,7 +261,8 @@ def make_probs_fn(model, variables: dict, setting: inference.Setting, *,
     probs = inference.probabilities(logits, v, x, setting)
     if crf_params is None:
       return probs
-    return inference.crf_probabilities(probs, x, ~inference.is_padding(x), mean, std, crf_params)
+    refined = inference.crf_probabilities(probs, x, ~inference.is_padding(x), mean, std, crf_params)
+    return jnp.concatenate([probs, refined], -1) if with_plain else refined
 
   run = jax.jit(probabilities,
                 compiler_options=crf.compiler_options() if crf_params is not None else None)

@@ -8,7 +8,7 @@ import pytest
 from deeplab_jax import sharding
 from deeplab_jax.data import datasets
 from deeplab_jax.errors import UserError
-from deeplab_jax.evaluate import evaluator
+from deeplab_jax.evaluate import evaluator, inference, predict
 from deeplab_jax.models.deeplab import build_model
 from tests.conftest import tiny_config
 
@@ -89,6 +89,33 @@ def test_resize_predicts_at_the_original_resolution(tmp_path, tiny_variables):
   resized = evaluate(tiny_variables, tmp_path, 'large', 'resize')
   np.testing.assert_array_equal(resized['confusion_matrix'], expected['confusion_matrix'])
   assert resized['protocol'] == 'resize' and resized['samples'][0].shape == (129, 3 * 129 + 8, 3)
+
+
+@pytest.mark.parametrize('protocol', ['resize', 'slide'])
+def test_with_a_crf_the_model_runs_once_per_canvas(tmp_path, tiny_variables, protocol, monkeypatch):
+  """One pass gives the plain and the refined probabilities (before: a second pass, and a second
+  resize of every image, for the CRF)."""
+  labels = [np.random.default_rng(k).integers(0, 6, (100, 150)).astype(np.uint8) for k in range(2)]
+  write(tmp_path, 'wide', [smooth_image(k, 150)[:100] for k in range(2)], labels)
+  built, canvases = [], []
+  real = predict.make_probs_fn
+
+  def counting(*args, **kwargs):
+    built.append(kwargs)
+    fn = real(*args, **kwargs)
+    return lambda x: canvases.append(x.shape[0]) or fn(x)
+
+  monkeypatch.setattr(predict, 'make_probs_fn', counting)
+  config = config_for(tmp_path, 'wide', protocol)
+  config.crf.enabled, config.crf.iterations = True, 2
+  mesh = sharding.make_mesh()
+  results = evaluator.evaluate(jax.device_put(tiny_variables, sharding.replicated(mesh)),
+                               datasets.read_split(config.data, 'wide'), config, mesh, log=lambda _: None)
+  stride = max(1, int(65 * (1 - config.data.eval_overlap)))
+  windows = len(inference._tile_starts(100, 65, stride)) * len(inference._tile_starts(150, 65, stride))
+  assert len(built) == 1 and built[0]['crf_params'] is not None
+  assert sum(canvases) == (2 if protocol == 'resize' else 2 * windows)
+  assert np.sum(results['crf']['confusion_matrix']) == np.sum(results['confusion_matrix']) == 2 * 100 * 150
 
 
 def test_slide_counts_every_original_pixel(tmp_path, tiny_variables):

@@ -8,6 +8,7 @@ import pytest
 from deeplab_jax import checkpoint
 from deeplab_jax.errors import UserError
 from deeplab_jax.evaluate import inference, predict
+from deeplab_jax.ops import crf
 from tests.conftest import run_main
 from tests.evaluate.conftest import save_checkpoint
 
@@ -72,6 +73,22 @@ def test_tiles_run_in_batches_and_give_the_one_at_a_time_result(tiny):
   # 2 x 3 windows of 48 (overlap 0.33): one at a time, or a batch of 4 and then the remaining 2.
   assert results[1][1] == [1] * 6 and results[4][1] == [4, 2]
   np.testing.assert_allclose(results[4][0], results[1][0], atol=1e-5)
+
+
+def test_with_plain_gives_the_plain_and_the_refined_probabilities_of_one_pass(tiny):
+  config, model, variables = tiny
+  params = crf.CRFParams(method='exact', iterations=2)
+  image = np.random.default_rng(1).integers(0, 256, (2, 24, 28, 3)).astype(np.float32)
+  x = (image - np.float32(config.data.mean)) / np.float32(config.data.std)
+  kwargs = dict(crf_params=params, mean=config.data.mean, std=config.data.std)
+  setting = inference.Setting()
+  both = np.asarray(predict.make_probs_fn(model, variables, setting, with_plain=True, **kwargs)(x))
+  plain = np.asarray(predict.make_probs_fn(model, variables, setting)(x))
+  refined = np.asarray(predict.make_probs_fn(model, variables, setting, **kwargs)(x))
+  n = plain.shape[-1]
+  assert both.shape[-1] == 2 * n
+  np.testing.assert_allclose(both[..., :n], plain, atol=1e-6)
+  np.testing.assert_allclose(both[..., n:], refined, atol=1e-6)
 
 
 def test_images_are_converted_as_users_expect(tmp_path):
