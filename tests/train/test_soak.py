@@ -15,8 +15,9 @@ STEPS, EVERY, WARMUP = 240, 20, 100
 # floor is steadier. 25 MB over the ~70 steps between the halves' floors: a leak of about 350 KB a
 # step (a few of this run's batches, or one step's device arrays kept alive) fails. Measured
 # (2026-12-01, load 5-9): 1621.5 MB at step 100 -> 1633.5 MB at step 240, floor growth 7.7 MB; the
-# rise comes in steps of 2-5 MB right after each checkpoint save, not per training step (see
-# BENCHMARKS.md: still to explain; this bound lets ~5 saves of it through).
+# rise comes in steps of 2-5 MB right after each checkpoint save, not per training step: glibc's
+# malloc arenas of the save threads (with MALLOC_ARENA_MAX=2 it is gone; BENCHMARKS.md). This bound
+# lets ~5 saves of it through.
 MAX_FLOOR_GROWTH_MB = 25.0
 
 
