@@ -8,6 +8,11 @@ all processes see the same answer at the same step without the host waiting on t
 collective rather than `multihost_utils.reached_preemption_sync_point`: that one hears only SIGTERM
 (through a C++ handler that the loop's own SIGINT/SIGTERM handler would replace) and needs a
 coordination service; this one needs only the mesh the train step already runs on.
+
+A file that goes bad mid-run on one process is voted the same way (`data_error_flag`): that process
+trains one more step on its last good batch, so that the others are not left waiting in the step's
+collectives (a process that exits alone takes the others down with a C++ abort, not one line), and
+then all stop without saving that step.
 """
 import os
 
@@ -45,12 +50,21 @@ def barrier(name: str, timeout_s: int = 1800) -> None:
     client.wait_at_barrier(name, timeout_in_ms=timeout_s * 1000)
 
 
+DATA_ERROR = 1000  # flags from here up: process (flag - DATA_ERROR) could not read its next batch
+
+
+def data_error_flag() -> int:
+  """This process's StopVote flag for 'my next batch is unreadable' (above every signal number)."""
+  return DATA_ERROR + jax.process_index()
+
+
 class StopVote:
   """One stop decision for all processes: call once per step with this process's flag.
 
-  The flag is a signal number (0: none). With one process the answer is the flag itself, at once;
-  with several it is the largest flag any process gave one call earlier (a max all-reduce dispatched
-  now and read at the next call, when the devices have long finished it), the same on every process.
+  The flag is a signal number, data_error_flag(), or 0 (none). With one process the answer is the
+  flag itself, at once; with several it is the largest flag any process gave one call earlier (a max
+  all-reduce dispatched now and read at the next call, when the devices have long finished it), the
+  same on every process.
   """
 
   def __init__(self, mesh: jax.sharding.Mesh):

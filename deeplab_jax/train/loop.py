@@ -205,14 +205,44 @@ def _check_finite(step: int | None, step_metrics: dict | None, checkpointer: Che
                   'is the last good state. Lower train.base_lr, add train.warmup_steps, or check the data.')
 
 
-def _next(batches: pipeline.Batches, step: int, checkpointer: Checkpointer) -> dict:
-  """The batch of step + 1; a bad file (also one damaged after the start) stops the run naming it."""
-  try:
-    return next(batches)
-  except UserError as e:
-    raise UserError(f'{e} (read for step {step + 1}). The latest checkpoint is step '
-                    f'{checkpointer.latest_step()}: replace or remove the file (or set '
-                    '--config.data.skip_bad_examples=True) and rerun to resume.') from None
+class NextBatch:
+  """The batch of each next step; a bad file (also one damaged after the start) stops the run naming it.
+
+  On several processes the one that hits it must not stop alone (the others would wait in the next
+  step's collectives): it keeps the error, hands out its last good batch once more, and votes
+  `flag()` for the stop, which every process reads one step later, before saving anything.
+  """
+
+  def __init__(self, batches: pipeline.Batches, checkpointer: Checkpointer):
+    self.batches, self.checkpointer = batches, checkpointer
+    self.error, self.step, self.last = None, None, None
+
+  def __call__(self, step: int) -> dict:
+    """The batch of step + 1."""
+    if self.error is None:
+      try:
+        self.last = next(self.batches)
+      except UserError as e:
+        self.error, self.step = e, step + 1
+        if jax.process_count() == 1 or self.last is None:
+          raise self.stopped() from None
+    return self.last
+
+  def flag(self, signal_number: int) -> int:
+    """This process's StopVote flag: its data error, else the signal it got (0: none)."""
+    return distributed.data_error_flag() if self.error else signal_number
+
+  def stopped(self, agreed: int = 0) -> UserError:
+    """The error to stop with: this process's bad file, or the process that agreed (a StopVote
+    answer) names."""
+    resume = (f'The latest checkpoint is step {self.checkpointer.latest_step()}: replace or remove the '
+              'file (or set --config.data.skip_bad_examples=True) and rerun to resume.')
+    if self.error is not None:
+      return UserError(f'{self.error} (read for step {self.step}). {resume}')
+    process = agreed - distributed.DATA_ERROR
+    return UserError(f'Process {process} of {jax.process_count()} could not read its batch for the '
+                     'next step (bad input data; its own error names the file), so all processes '
+                     f'stopped. {resume}')
 
 
 def _precise_batch_norm(run: Run, state, batches: pipeline.Batches):
@@ -244,8 +274,9 @@ def _train(run: Run, state, train_split, *, dropout_rng: jax.Array, run_eval: Ca
   profile = Profile(tuple(train.profile_steps), run.workdir)
   device_state = front.put_state(state)
   previous = (None, None)  # (step, metrics) whose finite flag is still unread
+  read = NextBatch(batches, checkpointer)
   try:
-    next_batch = front.put_batch(_next(batches, start, checkpointer)) if start < train.num_steps else None
+    next_batch = front.put_batch(read(start)) if start < train.num_steps else None
     if jax.process_count() > 1 and next_batch is not None:
       # Compile first, then start together: a process must join the step's first collective soon
       # after the others (gloo on CPU waits 30 s), and compile times differ between hosts.
@@ -256,7 +287,7 @@ def _train(run: Run, state, train_split, *, dropout_rng: jax.Array, run_eval: Ca
       with jax.profiler.StepTraceAnnotation('train', step_num=step):
         device_state, step_metrics = front.step(device_state, next_batch, dropout_rng)
       if step < train.num_steps:
-        next_batch = front.put_batch(_next(batches, step, checkpointer))
+        next_batch = front.put_batch(read(step))
       profile.after(step, device_state)
       step_metrics = front.metrics(step_metrics)
       _check_finite(*previous, checkpointer)
@@ -278,7 +309,10 @@ def _train(run: Run, state, train_split, *, dropout_rng: jax.Array, run_eval: Ca
         log(f'{progress.line(step)}  loss {values["loss"]:.4f}  lr {values["learning_rate"]:.5f}{skipped}')
         collected = None
       evaluate = train.eval_every and step % train.eval_every == 0 and step != train.num_steps
-      stopping = vote(stop.number)  # a signal number; on every process the same, at the same step
+      # A signal number or a data error; on every process the same, at the same step.
+      stopping = vote(read.flag(stop.number))
+      if stopping >= distributed.DATA_ERROR:  # before this step (trained on a repeated batch) is saved
+        raise read.stopped(stopping)
       if evaluate or step % train.checkpoint_every == 0 or step == train.num_steps or stopping:
         _check_finite(*previous, checkpointer)
         state = front.get_state(device_state)

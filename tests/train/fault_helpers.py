@@ -4,6 +4,8 @@ import os
 from deeplab_jax import checkpoint
 from tests.train.helpers import fixed_config
 
+BAD_FILE = 'train/images/gone_bad.jpg'  # the file the multi-process fault test's worker reports bad
+
 
 def loop_config(root: str, num_steps: int = 6):
   """fixed_config's model on 16 small synthetic images: a run of a few seconds, checkpoints every 2."""

@@ -1,12 +1,14 @@
-"""One process of a two-process run preempted on one process only.
+"""One process of a two-process run preempted, then given a bad file, on one process only.
 
     python -m tests.train.preemption_worker PORT ID BASE DATA_ROOT
 
-Each process (4 host CPU devices) trains loop_config's model for 4 steps three times: straight
+Each process (4 host CPU devices) trains loop_config's model for 4 steps five times: straight
 through in BASE/straight; in BASE/killed, where process 1 alone gets SIGTERM as it reads its second
-batch; and resumed in BASE/killed. It prints one line 'RESULT {json}' with its exit status after the
-SIGTERM, the latest checkpoint step then, and process 0's last log line. The final evaluation is
-skipped (this is about training state; evaluation has its own tests).
+batch; resumed in BASE/killed; in BASE/bad, where process 1 alone cannot read its third batch (as the
+pipeline reports a file gone bad); and resumed in BASE/bad. It prints one line 'RESULT {json}' with
+its exit status after the SIGTERM, the latest checkpoint step then, process 0's last log line, and its
+error and latest checkpoint step after the bad batch. The final evaluation is skipped (this is about
+training state; evaluation has its own tests).
 """
 import faulthandler
 import json
@@ -18,22 +20,38 @@ import jax
 from jax.experimental import multihost_utils
 
 from deeplab_jax import checkpoint
+from deeplab_jax.errors import UserError
 from deeplab_jax.train import distributed, loop
-from tests.train.fault_helpers import loop_config
+from tests.train.fault_helpers import BAD_FILE, loop_config
 
 # After the imports (tests.conftest asks for 8 devices) and before JAX creates its CPU backend; no LLVM
 # optimisation: two processes compile on 2 cores and the 4-step runs are compile-bound.
 os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0'
 
 
-def sigterm_at_second_batch(real):
-  """train_batches that sends this process SIGTERM as it hands out its second batch."""
+def fault_at_batch(real, index: int, fault):
+  """train_batches that calls fault() as it is about to hand out batch `index` (0-based)."""
   def batches(*args, **kwargs):
     for i, batch in enumerate(real(*args, **kwargs)):
-      if i == 1:
-        os.kill(os.getpid(), signal.SIGTERM)
+      if i == index:
+        fault()
       yield batch
   return batches
+
+
+def sigterm():
+  os.kill(os.getpid(), signal.SIGTERM)
+
+
+def bad_file():
+  raise UserError(f'Bad input data: {BAD_FILE}: cannot decode the image')
+
+
+def latest_step(workdir: str) -> int | None:
+  checkpointer = checkpoint.Checkpointer(os.path.join(workdir, 'checkpoints'))
+  step = checkpointer.latest_step()
+  checkpointer.close()
+  return step
 
 
 def main(port: str, process_id: str, base: str, data_root: str):
@@ -49,7 +67,7 @@ def main(port: str, process_id: str, base: str, data_root: str):
   killed = os.path.join(base, 'killed')
   real = loop.pipeline.train_batches
   if jax.process_index() == 1:
-    loop.pipeline.train_batches = sigterm_at_second_batch(real)
+    loop.pipeline.train_batches = fault_at_batch(real, 1, sigterm)
   lines = []
   try:
     loop.train_and_evaluate(config, killed, log=lines.append)
@@ -57,13 +75,26 @@ def main(port: str, process_id: str, base: str, data_root: str):
   except SystemExit as e:
     code = e.code
   loop.pipeline.train_batches = real
-  checkpointer = checkpoint.Checkpointer(os.path.join(killed, 'checkpoints'))
-  saved = checkpointer.latest_step()
-  checkpointer.close()
+  saved = latest_step(killed)
   multihost_utils.sync_global_devices('preemption_worker_resume')
   loop.train_and_evaluate(config, killed, log=quiet)
+
+  bad = os.path.join(base, 'bad')
+  config.train.checkpoint_every = 2  # step 2 is saved before the bad batch of step 3
+  if jax.process_index() == 1:
+    loop.pipeline.train_batches = fault_at_batch(real, 2, bad_file)
+  try:
+    loop.train_and_evaluate(config, bad, log=quiet)
+    error = ''
+  except UserError as e:
+    error = str(e)
+  loop.pipeline.train_batches = real
+  bad_saved = latest_step(bad)
+  multihost_utils.sync_global_devices('preemption_worker_resume_bad')
+  loop.train_and_evaluate(config, bad, log=quiet)
   print('RESULT ' + json.dumps({'process': jax.process_index(), 'exit': code, 'saved': saved,
-                                'last_line': lines[-1] if lines else ''}), flush=True)
+                                'last_line': lines[-1] if lines else '', 'error': error,
+                                'bad_saved': bad_saved}), flush=True)
   jax.distributed.shutdown()
 
 

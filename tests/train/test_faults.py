@@ -21,7 +21,7 @@ from deeplab_jax.data import synthetic
 from deeplab_jax.errors import UserError
 from deeplab_jax.train import loop
 from tests.conftest import ROOT
-from tests.train.fault_helpers import final_params, loop_config
+from tests.train.fault_helpers import BAD_FILE, final_params, loop_config
 from tests.train.test_multihost import free_port
 
 pytestmark = pytest.mark.xdist_group('faults')  # one worker builds this file's shared fixtures
@@ -227,8 +227,8 @@ def test_a_file_truncated_mid_run_is_skipped_and_counted(tmp_path, data_root):
   assert int(last.split('bad examples skipped')[0].split()[-1]) >= 1
 
 
-def test_preemption_of_one_process_of_two_stops_both_at_one_step_and_resumes_exactly(tmp_path,
-                                                                                      data_root):
+def test_preemption_or_a_bad_file_on_one_process_of_two_stops_both_at_one_step_and_resumes_exactly(
+    tmp_path, data_root):
   base, port = str(tmp_path), free_port()
   env = dict(os.environ, PYTHONPATH=ROOT)
   workers = [subprocess.Popen([sys.executable, '-m', 'tests.train.preemption_worker', str(port), str(i),
@@ -247,5 +247,13 @@ def test_preemption_of_one_process_of_two_stops_both_at_one_step_and_resumes_exa
   assert results[1]['saved'] == saved and 1 <= saved < 4
   assert results[0]['last_line'].startswith(f'SIGTERM: saved a checkpoint at step {saved} (all 2 '
                                             'processes)')
-  straight, resumed = final_params(os.path.join(base, 'straight')), final_params(os.path.join(base, 'killed'))
-  jax.tree.map(np.testing.assert_array_equal, straight, resumed)
+  straight = final_params(os.path.join(base, 'straight'))
+  jax.tree.map(np.testing.assert_array_equal, straight, final_params(os.path.join(base, 'killed')))
+  # Process 1 could not read the batch of step 3: both stop after step 3, neither saves it (step 2 was
+  # saved), process 1 names the file, process 0 names process 1; the resumed run equals the straight one.
+  assert [r['bad_saved'] for r in results] == [2, 2]
+  assert results[0]['error'].startswith('Process 1 of 2 could not read its batch')
+  assert results[1]['error'].startswith(f'Bad input data: {BAD_FILE}')
+  assert '(read for step 3)' in results[1]['error']
+  assert all('latest checkpoint is step 2' in r['error'] for r in results)
+  jax.tree.map(np.testing.assert_array_equal, straight, final_params(os.path.join(base, 'bad')))
