@@ -59,6 +59,9 @@ CASES = {
     'dw5_960_r2': Case(13, 960, 960, 5, rate=2, depthwise=True),
     'dw3_96_s2': Case(52, 96, 96, 3, stride=2, depthwise=True),
     'dw3_256_r4': Case(26, 256, 256, 3, rate=4, depthwise=True),
+    'dw3_304': Case(52, 304, 304, 3, depthwise=True),  # v3+ decoder at 208², output stride 4
+    'dw3_2048_r12': Case(13, 2048, 2048, 3, rate=12, depthwise=True),  # separable ASPP, OS 16 at 208²
+    'dw3_2048_r36': Case(13, 2048, 2048, 3, rate=36, depthwise=True),
     'pw_1024': Case(26, 1024, 256, 1),
     'pw_256_s2': Case(26, 256, 512, 1, stride=2),
     'conv3_256': Case(26, 256, 256, 3),

@@ -13,13 +13,11 @@ inside the function; PATH.json beside the file says which (and the input, output
 A path ending in .onnx writes ONNX instead (jax2onnx, an optional dependency), for onnxruntime. Paths
 are local or gs:// (etils.epath).
 """
-import itertools
 import json
 import os
 from unittest import mock
 
 from etils import epath
-from flax import linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -27,6 +25,7 @@ import ml_collections
 from deeplab_jax.data import normalization
 from deeplab_jax.errors import UserError
 from deeplab_jax.evaluate import inference
+from deeplab_jax.ops import pool
 
 OUTPUTS = ('labels', 'probabilities')
 
@@ -151,9 +150,9 @@ def to_onnx(infer, height: int, width: int, batch_size: int = 0):
   spec = jax.ShapeDtypeStruct((batch_size, height, width, 3), jnp.uint8)
 
   def traced(images):
-    # jax2onnx's stand-in for flax's max_pool takes fewer call forms than flax (not explicit padding)
-    # and its reduce_window_max lowering gives 4-d arrays a 4-d MaxPool, which onnxruntime refuses.
-    with mock.patch.object(nn, 'max_pool', _max_pool):
+    # The pools' custom gradient is no use in an inference graph; their plain forward is pads, slices
+    # and maxima, which jax2onnx converts.
+    with mock.patch.object(pool, 'max_pool', pool.plain_max_pool):
       return infer(images)
 
   try:
@@ -161,22 +160,6 @@ def to_onnx(infer, height: int, width: int, batch_size: int = 0):
   except Exception as e:  # jax2onnx lacks a converter for some primitive of this model
     raise UserError(f'jax2onnx cannot convert this model at {spec.shape}: {type(e).__name__}: '
                     f'{str(e).splitlines()[0][:300] if str(e) else ""}') from e
-
-
-def _max_pool(x: jax.Array, window_shape, strides=None, padding='VALID') -> jax.Array:
-  """flax.linen.max_pool of x [B, H, W, C] as the max of strided slices of the -inf-padded input."""
-  strides = tuple(strides or (1,) * len(window_shape))
-  if isinstance(padding, str):
-    padding = jax.lax.padtype_to_pads(x.shape[1:-1], window_shape, strides, padding)
-  x = jax.lax.pad(x, jnp.array(-jnp.inf, x.dtype), [(0, 0, 0), *((lo, hi, 0) for lo, hi in padding),
-                                                     (0, 0, 0)])
-  out = [(d - w) // s + 1 for d, w, s in zip(x.shape[1:-1], window_shape, strides)]
-  result = None
-  for offsets in itertools.product(*(range(w) for w in window_shape)):
-    part = x[:, offsets[0]:offsets[0] + (out[0] - 1) * strides[0] + 1:strides[0],
-             offsets[1]:offsets[1] + (out[1] - 1) * strides[1] + 1:strides[1]]
-    result = part if result is None else jnp.maximum(result, part)
-  return result
 
 
 def save_onnx(infer, path: str, height: int, width: int, batch_size: int = 0,

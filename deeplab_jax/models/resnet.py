@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from deeplab_jax.models.layers import ConvBNReLU, ConvImplLike, ModuleDef, atrous_plan, remat_unit
+from deeplab_jax.ops import pool
 
 STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 STAGE_STRIDES = (1, 2, 2, 2)  # 'torchvision' layout: the stride of a stage's first unit
@@ -128,7 +129,7 @@ class Stem(nn.Module):
                      name='conv1_3')(x)
     else:
       raise ValueError(f"stem must be 'torchvision' or 'beta', got {self.style!r}")
-    return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    return pool.max_pool(x, 3, 2, ((1, 1), (1, 1)))
 
 
 class ResNet(nn.Module):

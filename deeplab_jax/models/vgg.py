@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from deeplab_jax.models.layers import ConvImplLike, atrous_plan
+from deeplab_jax.ops import pool
 from deeplab_jax.ops.atrous import AtrousConv
 
 # (convs, channels) of the five blocks; each block ends in a 3x3 max pool of stride 2 (or 1, see above).
@@ -40,7 +41,7 @@ def caffe_pool_padding(size: int, window: int, stride: int, pad: int) -> tuple[i
 def max_pool_caffe(x: jax.Array, stride: int, window: int = 3, pad: int = 1) -> jax.Array:
   """x [B, H, W, C] max-pooled as Caffe's ceil-mode pooling (see caffe_pool_padding)."""
   padding = tuple(caffe_pool_padding(n, window, stride, pad) for n in x.shape[1:3])
-  return nn.max_pool(x, (window, window), strides=(stride, stride), padding=padding)
+  return pool.max_pool(x, window, stride, padding)
 
 
 def pool_strides_and_rates(output_stride: int) -> list[tuple[int, int]]:

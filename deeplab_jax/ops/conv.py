@@ -46,33 +46,50 @@ def depthwise_taps(x: jax.Array, kernel: jax.Array, rate: int = 1, stride: int =
   return _depthwise(x, kernel.astype(x.dtype), rate, stride)
 
 
-def _pad_for_taps(x: jax.Array, k: int, rate: int, stride: int) -> jax.Array:
-  """x padded as the 'same' conv pads it, up to the last row and column its last tap reads."""
-  height, width = x.shape[1:3]
-  out_h, out_w = output_size(height, stride), output_size(width, stride)
+def _axis_taps(size: int, k: int, rate: int, stride: int) -> tuple[tuple[int, int], dict[int, int]]:
+  """One spatial axis of a 'same' conv: the padding (low, high) its taps need, and where each tap that
+  reads the image starts in the padded axis ({tap index: start}).
+
+  Output o reads input o * stride + i * rate - low (low: the 'same' padding). A tap whose reads all
+  fall in the padding adds only zeros and is left out, and the padding is only what the kept taps
+  read: at ASPP's rates on small features (rate 24 or 36 on 13x13) the centre tap alone is kept and
+  nothing is padded, where the padded canvas would be (13 + 72)² per channel.
+  """
+  out = output_size(size, stride)
   low, _ = same_padding(k, rate)
-  need_h = (out_h - 1) * stride + (k - 1) * rate + 1
-  need_w = (out_w - 1) * stride + (k - 1) * rate + 1
-  return jnp.pad(x, ((0, 0), (low, max(0, need_h - height - low)), (low, max(0, need_w - width - low)),
-                     (0, 0)))
+  first = {i: i * rate - low for i in range(k)}
+  kept = {i: r for i, r in first.items() if r + (out - 1) * stride >= 0 and r <= size - 1}
+  pad_low = max(0, -min(kept.values()))
+  pad_high = max(0, max(kept.values()) + (out - 1) * stride - (size - 1))
+  return (pad_low, pad_high), {i: r + pad_low for i, r in kept.items()}
 
 
-def _taps(padded: jax.Array, k: int, rate: int, stride: int, out_h: int, out_w: int):
-  """The k² views of `padded` that the output pixels read, one per tap, in kernel order."""
+def _tap_plan(shape: tuple[int, ...], k: int, rate: int, stride: int):
+  """(padding of H, padding of W, [(tap index i * k + j, row start, column start)] of the kept taps)."""
+  pad_h, rows = _axis_taps(shape[1], k, rate, stride)
+  pad_w, cols = _axis_taps(shape[2], k, rate, stride)
+  return pad_h, pad_w, [(i * k + j, r, c) for i, r in rows.items() for j, c in cols.items()]
+
+
+def _pad_for_taps(x: jax.Array, pad_h, pad_w) -> jax.Array:
+  return jnp.pad(x, ((0, 0), pad_h, pad_w, (0, 0))) if any(pad_h + pad_w) else x
+
+
+def _taps(padded: jax.Array, starts, stride: int, out_h: int, out_w: int):
+  """The views of `padded` that the output pixels read, one per (tap, row start, column start)."""
   batch, channels = padded.shape[0], padded.shape[-1]
-  for i in range(k):
-    for j in range(k):
-      start = (0, i * rate, j * rate, 0)
-      limit = (batch, i * rate + (out_h - 1) * stride + 1, j * rate + (out_w - 1) * stride + 1, channels)
-      yield lax.slice(padded, start, limit, (1, stride, stride, 1))
+  for _, r, c in starts:
+    limit = (batch, r + (out_h - 1) * stride + 1, c + (out_w - 1) * stride + 1, channels)
+    yield lax.slice(padded, (0, r, c, 0), limit, (1, stride, stride, 1))
 
 
 def _forward(x, kernel, rate, stride):
   k, channels = kernel.shape[0], kernel.shape[-1]
   out_h, out_w = output_size(x.shape[1], stride), output_size(x.shape[2], stride)
   weights = kernel.reshape(k * k, channels)
+  pad_h, pad_w, starts = _tap_plan(x.shape, k, rate, stride)
   y = None
-  for t, tap in enumerate(_taps(_pad_for_taps(x, k, rate, stride), k, rate, stride, out_h, out_w)):
+  for (t, _, _), tap in zip(starts, _taps(_pad_for_taps(x, pad_h, pad_w), starts, stride, out_h, out_w)):
     y = tap * weights[t] if y is None else y + tap * weights[t]
   return y
 
@@ -87,17 +104,20 @@ def _kernel_gradient(x, g, k, rate, stride):
   Summed tap by tap over the whole batch, each of the k² sums reads all of x and g from memory. A scan
   over chunks (one image, or a band of an image's output rows when the image is large) runs the k²
   sums of each chunk while its data is in the cache and accumulates them: 1.7-1.9x faster than
-  whole-batch sums at 5x5 and atrous depthwise convs, equal at 3x3 rate 1 (BENCHMARKS.md).
+  whole-batch sums at 5x5 and atrous depthwise convs, equal at 3x3 rate 1 (BENCHMARKS.md). Taps that
+  read only padding get zero.
   """
   batch, _, _, channels = x.shape
   out_h, out_w = g.shape[1:3]
-  padded = _pad_for_taps(x, k, rate, stride)
+  pad_h, pad_w, starts = _tap_plan(x.shape, k, rate, stride)
+  padded = _pad_for_taps(x, pad_h, pad_w)
   row_bytes = out_w * channels * g.dtype.itemsize
   rows = out_h
   if out_h * row_bytes > _CHUNK_BYTES:
     rows = max(1, _ROW_CHUNK_BYTES // ((stride + 1) * row_bytes))
   chunks = -(-out_h // rows)
-  span = (rows - 1) * stride + (k - 1) * rate + 1  # input rows one chunk of output rows reads
+  # Input rows one chunk of output rows reads (the centre tap starts at row 0 of the padded input).
+  span = (rows - 1) * stride + max(r for _, r, _ in starts) + 1
   # Zero cotangent rows past the end add nothing; the input gets the rows those would read.
   g = jnp.pad(g, ((0, 0), (0, chunks * rows - out_h), (0, 0), (0, 0)))
   need = (chunks - 1) * rows * stride + span
@@ -107,13 +127,13 @@ def _kernel_gradient(x, g, k, rate, stride):
     image, chunk = index // chunks, index % chunks
     xs = lax.dynamic_slice(padded, (image, chunk * rows * stride, 0, 0), (1, span, padded.shape[2], channels))
     gs = lax.dynamic_slice(g, (image, chunk * rows, 0, 0), (1, rows, out_w, channels))
-    taps = _taps(xs, k, rate, stride, rows, out_w)
-    sums = [jnp.sum(tap * gs, (0, 1, 2), dtype=jnp.float32) for tap in taps]
+    sums = [jnp.sum(tap * gs, (0, 1, 2), dtype=jnp.float32) for tap in _taps(xs, starts, stride, rows, out_w)]
     return total + jnp.stack(sums), None
 
-  total = jnp.zeros((k * k, channels), jnp.float32)
+  total = jnp.zeros((len(starts), channels), jnp.float32)
   total, _ = lax.scan(add_chunk, total, jnp.arange(batch * chunks))
-  return total.reshape(k, k, 1, channels)
+  full = jnp.zeros((k * k, channels), jnp.float32).at[jnp.array([t for t, _, _ in starts])].set(total)
+  return full.reshape(k, k, 1, channels)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
@@ -125,10 +145,23 @@ def _depthwise_fwd(x, kernel, rate, stride):
   return _forward(x, kernel, rate, stride), (x, kernel)
 
 
+def _input_gradient(x, kernel, g, rate, stride):
+  """d(sum(y * g)) / dx. At stride 1 with symmetric padding (odd k) it is the same conv of g with the
+  kernel flipped, run as the forward runs (one padded copy, k² fused multiply-adds): the transpose of
+  the forward's slices would pad each tap's product instead, ~10x slower on XLA:CPU (the v3+ decoder's
+  3x3 conv, BENCHMARKS.md)."""
+  k = kernel.shape[0]
+  low, high = same_padding(k, rate)
+  if stride == 1 and low == high:
+    return _forward(g, kernel[::-1, ::-1], rate, 1)
+  _, input_vjp = jax.vjp(lambda x: _forward(x, kernel, rate, stride), x)
+  return input_vjp(g)[0]
+
+
 def _depthwise_bwd(rate, stride, residuals, g):
   x, kernel = residuals
-  _, input_vjp = jax.vjp(lambda x: _forward(x, kernel, rate, stride), x)
-  return input_vjp(g)[0], _kernel_gradient(x, g, kernel.shape[0], rate, stride).astype(kernel.dtype)
+  return (_input_gradient(x, kernel, g, rate, stride),
+          _kernel_gradient(x, g, kernel.shape[0], rate, stride).astype(kernel.dtype))
 
 
 _depthwise.defvjp(_depthwise_fwd, _depthwise_bwd)
