@@ -2,6 +2,9 @@
 
     step        train-step and inference throughput, memory and MFU of a config's model, fake batches
                   python -m deeplab_jax.benchmarks.step --config=configs/v3_voc.py --batch=16 --size=513
+    profile     where that step's time goes: the compiled program's ops as the JAX profiler timed them,
+                per kind (conv, dot, transposes, pads, ...) and the slowest ops with their layers
+                  python -m deeplab_jax.benchmarks.profile --config=configs/quickstart.py --batch=16 --size=97
     torch_step  the same step against the PyTorch peer of the same architecture (torchvision
                 DeepLabV3 ResNet-50/101 and MobileNetV3-Large, smp DeepLabV3Plus), interleaved
                   python -m deeplab_jax.benchmarks.torch_step --arch=resnet50 --batch=4 --size=208

@@ -7,14 +7,19 @@ the max of its k² strided views of the -inf-padded input, and its gradient send
 cotangent to the first tap (in window order, as select-and-scatter and PyTorch do) that holds the
 maximum; the input gradient is assembled phase by phase (input rows r with r mod stride = p) from
 shifted slices, never a scatter. Outputs and gradients equal flax's, ties included.
+
+Measured on XLA:CPU only (the stem pool's forward + backward 78 -> 6 ms, BENCHMARKS.md), so other
+platforms keep flax's pool (cuDNN / TPU reduce-window) until a measurement there says otherwise.
 """
 import functools
 
+import flax.linen as nn
 import jax
 from jax import lax
 import jax.numpy as jnp
 
 Padding = tuple[tuple[int, int], tuple[int, int]]
+SLICED_PLATFORMS = ('cpu',)  # where max_pool runs as slices; elsewhere flax's pool
 
 
 def max_pool(x: jax.Array, window: int, stride: int, padding: Padding) -> jax.Array:
@@ -35,6 +40,8 @@ def max_pool(x: jax.Array, window: int, stride: int, padding: Padding) -> jax.Ar
                      'positive window and stride and non-negative padding.')
   if not jnp.issubdtype(x.dtype, jnp.floating):
     raise ValueError(f'max_pool: x is {x.dtype}; expected a float dtype (the padding is -inf).')
+  if jax.default_backend() not in SLICED_PLATFORMS:
+    return nn.max_pool(x, (window, window), (stride, stride), ((top, bottom), (left, right)))
   return _max_pool(x, window, stride, ((top, bottom), (left, right)), x.shape[1:3])
 
 

@@ -32,12 +32,23 @@ def assert_same_function(fast, reference, x, kernel):
 @pytest.mark.parametrize('k,rate,stride,size', [(3, 1, 1, (9, 9)), (3, 1, 2, (9, 8)), (3, 2, 1, (11, 7)),
                                                 (5, 2, 1, (13, 13)), (3, 6, 1, (10, 13)),
                                                 (3, 36, 1, (9, 9)), (5, 1, 2, (12, 15)),
-                                                (3, 3, 2, (17, 16))])
+                                                (3, 3, 2, (17, 16)), (3, 12, 1, (13, 13)),
+                                                (3, 24, 1, (13, 40)), (5, 6, 2, (13, 14)),
+                                                (4, 1, 1, (9, 9))])
 def test_depthwise_taps_equal_the_grouped_conv(k, rate, stride, size):
   x = jax.random.normal(jax.random.key(0), (2, *size, 6))
   kernel = jax.random.normal(jax.random.key(1), (k, k, 1, 6))
   assert_same_function(lambda x, w: conv.depthwise_taps(x, w, rate, stride),
                        lambda x, w: library_conv(x, w, rate, stride, 6), x, kernel)
+
+
+def test_taps_that_read_only_padding_are_left_out_and_not_padded_for():
+  assert conv._tap_plan((4, 13, 13, 8), 3, 36, 1) == ((0, 0), (0, 0), [(4, 0, 0)])
+  pad_h, pad_w, starts = conv._tap_plan((4, 13, 13, 8), 3, 12, 1)
+  assert pad_h == pad_w == (12, 12) and len(starts) == 9
+  # Rows: the centre tap only; columns (40 wide): all three.
+  pad_h, pad_w, starts = conv._tap_plan((4, 13, 40, 8), 3, 24, 1)
+  assert pad_h == (0, 0) and pad_w == (24, 24) and [t for t, _, _ in starts] == [3, 4, 5]
 
 
 @pytest.mark.parametrize('k,rate,stride', [(3, 1, 1), (5, 2, 2), (5, 3, 1), (3, 1, 2)])
