@@ -8,7 +8,7 @@ cotangent to the first tap (in window order, as select-and-scatter and PyTorch d
 maximum; the input gradient is assembled phase by phase (input rows r with r mod stride = p) from
 shifted slices, never a scatter. Outputs and gradients equal flax's, ties included.
 
-Measured on XLA:CPU only (the stem pool's forward + backward 78 -> 6 ms, BENCHMARKS.md), so other
+Measured on XLA:CPU only (the stem pool's forward + backward 50 -> 6 ms, BENCHMARKS.md), so other
 platforms keep flax's pool (cuDNN / TPU reduce-window) until a measurement there says otherwise.
 """
 import functools
