@@ -10,12 +10,12 @@ MODULES = sorted(name[:-3] for name in os.listdir(os.path.dirname(package.__file
 
 
 def test_docstring_lists_each_benchmark_with_its_command():
-  assert MODULES == ['atrous', 'conv_ops', 'crf', 'peer_train', 'pipeline', 'save_memory', 'soak', 'step',
-                     'torch_step']
+  assert MODULES == ['atrous', 'conv_ops', 'crf', 'peer_train', 'pipeline', 'profile', 'save_memory', 'soak',
+                     'step', 'torch_step']
   listed = re.findall(r'^    (\w+) ', package.__doc__, re.MULTILINE)
   commands = re.findall(r'python -m deeplab_jax\.benchmarks\.(\w+)', package.__doc__)
-  assert listed == commands == ['step', 'torch_step', 'conv_ops', 'atrous', 'crf', 'pipeline', 'peer_train',
-                                'soak', 'save_memory']
+  assert listed == commands == ['step', 'profile', 'torch_step', 'conv_ops', 'atrous', 'crf', 'pipeline',
+                                'peer_train', 'soak', 'save_memory']
 
 
 def test_benchmarks_import_side_by_side():
