@@ -59,23 +59,22 @@ def _output_shape(x_shape, window, stride, padding):
 
 
 def _taps(x, window, stride, padding):
-  """The padded input and its k² strided views, in window order (row-major)."""
+  """The k² strided views of the -inf-padded input, in window order (row-major)."""
   out = _output_shape(x.shape, window, stride, padding)
   padded = jnp.pad(x, ((0, 0), *padding, (0, 0)), constant_values=-jnp.inf)
-  taps = [lax.slice(padded, (0, i, j, 0), (out[0], i + (out[1] - 1) * stride + 1,
-                                           j + (out[2] - 1) * stride + 1, out[3]), (1, stride, stride, 1))
+  return [lax.slice(padded, (0, i, j, 0), (out[0], i + (out[1] - 1) * stride + 1,
+                                            j + (out[2] - 1) * stride + 1, out[3]), (1, stride, stride, 1))
           for i in range(window) for j in range(window)]
-  return padded, taps
 
 
 def _forward(x, window, stride, padding):
-  _, taps = _taps(x, window, stride, padding)
+  taps = _taps(x, window, stride, padding)
   return functools.reduce(jnp.maximum, taps)
 
 
 def _forward_with_index(x, window, stride, padding):
   """(the pool, the window index of the first tap that holds each output's maximum), one pass."""
-  _, taps = _taps(x, window, stride, padding)
+  taps = _taps(x, window, stride, padding)
   index_dtype = jnp.int8 if window * window < 128 else jnp.int32
   best, index = taps[0], jnp.zeros(taps[0].shape, index_dtype)
   for t, tap in enumerate(taps[1:], 1):
