@@ -32,6 +32,7 @@ from jax import lax
 import jax.numpy as jnp
 import numpy as np
 
+from deeplab_jax import peers
 from deeplab_jax.benchmarks import atrous as atrous_bench
 from deeplab_jax.ops import atrous, conv
 
@@ -114,7 +115,7 @@ def jax_runner(fn, x, w):
 def torch_runner(case: Case, x: np.ndarray, w: np.ndarray):
   """torch's conv2d forward + backward on channels_last copies of x and w, or None without torch."""
   try:
-    import torch
+    torch = peers.import_torch()
   except ImportError:
     return None
   groups = case.channels if case.depthwise else 1

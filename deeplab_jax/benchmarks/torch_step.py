@@ -98,9 +98,9 @@ def import_peers():
   """A namespace of torch, torchvision.models.segmentation and (when installed) smp, via tv_shim."""
   import types
   peers.add_to_path()
+  torch = peers.import_torch()
   import tv_shim  # noqa: F401  (makes torchvision importable in this environment)
 
-  import torch
   from torchvision.models import segmentation
   try:
     import segmentation_models_pytorch as smp
