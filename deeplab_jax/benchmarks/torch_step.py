@@ -16,8 +16,9 @@ checks against the peer's):
 No aux heads. torchvision/smp run channels_last; on CUDA under bf16 autocast when --dtype=bfloat16
 (AMP), on CPU in float32. A train step on both sides is forward, softmax cross-entropy (ignore 255),
 backward and SGD with momentum 0.9 and weight decay 1e-4. The two sides alternate step by step
-(step.interleaved_times), so load changes hit both alike; the figure to read is the ratio of medians,
-ours / theirs images/s (> 1: ours is faster).
+(step.interleaved_times), so load changes hit both alike; with --settle=1 (the default) each timed
+step comes right after an untimed step of the same side, as in a run of that side alone. The figure to
+read is the ratio of medians, ours / theirs images/s (> 1: ours is faster).
 """
 import dataclasses
 import statistics
@@ -81,6 +82,10 @@ def define_flags() -> None:
   step.define_flags()
   flags.DEFINE_enum('arch', 'resnet101', list(ARCHS), 'Which architecture pair.')
   flags.DEFINE_integer('num_classes', 21, 'Classes of both models.')
+  flags.DEFINE_integer('settle', 1, 'Untimed steps of a side just before each of its timed steps, so '
+                       'that each timed step follows one of its own kind, as in a run of that side '
+                       'alone (a step right after the other side\'s can be much slower on CPU). 0: '
+                       'plain alternation.')
   flags.DEFINE_bool('with_library_convs', False, 'Also time ours with the library lowerings of depthwise '
                     "and 1x1 convs (model.depthwise_impl='grouped', pointwise_impl='conv'), interleaved: "
                     'the before/after of the fast lowerings in one run.')
@@ -150,8 +155,11 @@ def torch_runners(arch: str, batch: dict, dtype: str,
 
 
 def compare(modes: list[str], batch_size: int, size: int, steps: int, warmup: int, dtype: str,
-            arch: str = 'resnet101', num_classes: int = 21, with_library_convs: bool = False) -> list[dict]:
+            arch: str = 'resnet101', num_classes: int = 21, with_library_convs: bool = False,
+            settle: int = 0) -> list[dict]:
   """Per mode: both sides' step times, interleaved; ours / theirs images/s.
+
+  settle: untimed steps of a side before each of its timed ones (step.interleaved_times).
 
   with_library_convs adds 'deeplab_jax_library': ours with the library's depthwise and 1x1 convs.
   """
@@ -171,7 +179,7 @@ def compare(modes: list[str], batch_size: int, size: int, steps: int, warmup: in
     runs = {'deeplab_jax': ours, 'peer': theirs[mode]}
     if with_library_convs:
       runs['deeplab_jax_library'] = ours_makers[mode](library, batch)[0]
-    times = step.interleaved_times(runs, steps, warmup)
+    times = step.interleaved_times(runs, steps, warmup, settle)
     medians = {name: statistics.median(t) for name, t in times.items()}
     rows.append({'mode': mode, 'compile_s': compile_s, 'times': times, 'medians': medians,
                  'ratio': medians['peer'] / medians['deeplab_jax']})
@@ -198,7 +206,8 @@ def main(argv):
   del argv
   step.check_modes(FLAGS.modes)
   rows = compare(FLAGS.modes, FLAGS.batch, FLAGS.size, FLAGS.steps, FLAGS.warmup,
-                 FLAGS.dtype or 'float32', FLAGS.arch, FLAGS.num_classes, FLAGS.with_library_convs)
+                 FLAGS.dtype or 'float32', FLAGS.arch, FLAGS.num_classes, FLAGS.with_library_convs,
+                 FLAGS.settle)
   print(format_rows(rows, FLAGS.batch))
 
 

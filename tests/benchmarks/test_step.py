@@ -89,3 +89,10 @@ def test_interleaved_times_alternate():
                                       steps=2, warmup=1)
   assert calls == ['a', 'b'] * 3 and [len(t) for t in times.values()] == [2, 2]
 
+
+def test_interleaved_times_settle_before_each_timed_step():
+  calls = []
+  times = step.interleaved_times({'a': lambda: calls.append('a'), 'b': lambda: calls.append('b')},
+                                 steps=2, warmup=1, settle=1)
+  assert calls == ['a', 'b'] + ['a', 'a', 'b', 'b'] * 2 and [len(t) for t in times.values()] == [2, 2]
+
