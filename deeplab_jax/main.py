@@ -2,6 +2,10 @@
 import os
 import sys
 
+from deeplab_jax import host
+
+if __name__ == '__main__':
+  host.reexec_with_huge_pages()  # first: glibc reads its tunables only as a process starts
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow feeds data only; keep its logs quiet
 
 from absl import flags, logging  # noqa: E402
