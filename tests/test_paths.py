@@ -37,6 +37,8 @@ ALLOWED = {
     'peers.py': EVERY_LINE,
     # Sweep and config files are Python modules that importlib and config_flags import from local files.
     'experiments/points.py': ('os.path.isfile(path)', 'os.path.isfile(point_file)'),
+    # The kernel's transparent-huge-page mode, read from /sys before the process restarts.
+    'host.py': ('open(_THP_MODE)',),
     # The one place a local path is made absolute (a URI is left as it is).
     'paths.py': ('os.path.abspath(path)',),
     # Docstring examples of a user's own code.
