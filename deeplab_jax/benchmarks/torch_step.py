@@ -156,7 +156,7 @@ def torch_runners(arch: str, batch: dict, dtype: str,
 
 def compare(modes: list[str], batch_size: int, size: int, steps: int, warmup: int, dtype: str,
             arch: str = 'resnet101', num_classes: int = 21, with_library_convs: bool = False,
-            settle: int = 0) -> list[dict]:
+            settle: int = 1) -> list[dict]:
   """Per mode: both sides' step times, interleaved; ours / theirs images/s.
 
   settle: untimed steps of a side before each of its timed ones (step.interleaved_times).

@@ -95,4 +95,3 @@ def test_interleaved_times_settle_before_each_timed_step():
   times = step.interleaved_times({'a': lambda: calls.append('a'), 'b': lambda: calls.append('b')},
                                  steps=2, warmup=1, settle=1)
   assert calls == ['a', 'b'] + ['a', 'a', 'b', 'b'] * 2 and [len(t) for t in times.values()] == [2, 2]
-
