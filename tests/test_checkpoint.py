@@ -1,5 +1,6 @@
 """Run state on disk: checkpoint retention (latest N plus the best mIoU), reading variables back by step
-or folder, the workdir, and starting from another run's checkpoint."""
+or folder, the workdir, starting from another run's checkpoint, and what saving and resuming compile."""
+import contextlib
 import json
 import os
 
@@ -12,7 +13,8 @@ from deeplab_jax import checkpoint, sharding
 from deeplab_jax.checkpoint import Checkpointer
 from deeplab_jax.errors import UserError
 from deeplab_jax.train import loop
-from tests.train.helpers import fixed_config
+from deeplab_jax.train import state as state_lib
+from tests.train.helpers import fixed_config, random_batches
 
 
 def test_keeps_the_latest_two_and_the_best_miou(tmp_path):
@@ -53,6 +55,51 @@ def test_init_checkpoint_with_another_class_count_reinitialises_only_the_last_la
   config.train.reinit_head_on_mismatch = False
   with pytest.raises(UserError, match='head/logits'):
     loop.initial_state(config, mesh, jax.random.key(0), log=lambda _: None)
+
+
+@contextlib.contextmanager
+def counting_compiles():
+  """A list that gets one entry per XLA compilation inside the block (jax's monitoring events)."""
+  compiles = []
+
+  def listen(name, duration, **_):
+    if name == '/jax/core/compile/backend_compile_duration':
+      compiles.append(duration)
+
+  jax.monitoring.register_event_duration_secs_listener(listen)
+  try:
+    yield compiles
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listen)
+
+
+def avals(tree) -> list:
+  return [(jax.tree_util.keystr(path), x.shape, x.dtype, getattr(x, 'weak_type', False), x.sharding)
+          for path, x in jax.tree_util.tree_leaves_with_path(tree)]
+
+
+def test_saving_and_resuming_on_eight_cpu_devices_compile_nothing_but_the_same_train_step(tmp_path):
+  # orbax's replica-parallel saving compiled a slice program per array and replica: 208 for this
+  # state. Restoring needs only the state's shapes: no init program. A fresh step was weakly typed,
+  # so the resumed run compiled another train step.
+  config, mesh, rng = fixed_config(), sharding.make_mesh(), jax.random.key(0)
+  assert mesh.devices.size == 8
+  fresh = loop.init_state(config, mesh, rng)
+  with counting_compiles() as compiles:
+    checkpointer = Checkpointer(str(tmp_path / 'checkpoints'))
+    checkpointer.save(3, fresh)
+    checkpointer.close()
+    abstract = state_lib.abstract_state(config, sharding.replicated(mesh), rng)
+    restored = Checkpointer(str(tmp_path / 'checkpoints')).restore_or_keep(abstract)
+  assert len(compiles) == 0
+  assert avals(abstract) == avals(fresh)
+  assert avals(restored) == avals(fresh)
+  jax.tree.map(np.testing.assert_array_equal, restored.params, fresh.params)
+
+  front = loop.make_front(config, mesh)
+  batch = {k: v.astype(np.uint8) for k, v in random_batches(1)[0].items()}
+  lowered = [front.step.lower(state, front.put_batch(batch), rng).as_text() for state in (fresh, restored)]
+  assert lowered[0] == lowered[1]
 
 
 def saved_states(directory, steps):

@@ -133,7 +133,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, log=prin
   try:
     if checkpointer.all_steps() or checkpointer.unfinished:  # step 0 too: a workdir made by
       # deeplab_jax.convert holds converted weights there. Damaged newer steps are named and skipped.
-      state = checkpointer.restore_or_keep(init_state(config, mesh, init_rng), log)
+      abstract = state_lib.abstract_state(config, sharding.replicated(mesh), init_rng)
+      state = checkpointer.restore_or_keep(abstract, log)
     resuming = checkpointer.latest_step() is not None
     if not resuming:
       state = initial_state(config, mesh, init_rng, log)

@@ -2,13 +2,14 @@
 
     python -m tests.train.preemption_worker PORT ID BASE DATA_ROOT
 
-Each process (4 host CPU devices) trains loop_config's model for 4 steps five times: straight
-through in BASE/straight; in BASE/killed, where process 1 alone gets SIGTERM as it reads its second
-batch; resumed in BASE/killed; in BASE/bad, where process 1 alone cannot read its third batch (as the
-pipeline reports a file gone bad); and resumed in BASE/bad. It prints one line 'RESULT {json}' with
-its exit status after the SIGTERM, the latest checkpoint step then, process 0's last log line, and its
-error and latest checkpoint step after the bad batch. The final evaluation is skipped (this is about
-training state; evaluation has its own tests).
+Each process (2 host CPU devices) trains loop_config's model for 6 steps: straight through in
+BASE/straight; then four times in BASE/run: process 1 alone gets SIGTERM as it reads its second batch;
+the run resumes, saving every 3 steps, and process 1 alone cannot read its batch of step 5 (as the
+pipeline reports a file gone bad); the run resumes once more to the end. It prints one line
+'RESULT {json}' with its exit status after the SIGTERM, the latest checkpoint step then, process 0's
+last log line, and its error and latest checkpoint step after the bad batch. The final evaluation is
+skipped (this is about training state; evaluation has its own tests). Both processes share a
+persistent compilation cache in BASE (process 0 writes it), so later runs compile less.
 """
 import faulthandler
 import json
@@ -26,7 +27,7 @@ from tests.train.fault_helpers import BAD_FILE, loop_config
 
 # After the imports (tests.conftest asks for 8 devices) and before JAX creates its CPU backend; no LLVM
 # optimisation: two processes compile on 2 cores and the 4-step runs are compile-bound.
-os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0'
+os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=2 --xla_backend_optimization_level=0'
 
 
 def fault_at_batch(real, index: int, fault):
@@ -56,42 +57,44 @@ def latest_step(workdir: str) -> int | None:
 
 def main(port: str, process_id: str, base: str, data_root: str):
   faulthandler.dump_traceback_later(1500, exit=True)  # a hang ends in a traceback, not a stuck test
+  jax.config.update('jax_compilation_cache_dir', os.path.join(base, 'compilation_cache'))
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
+  jax.config.update('jax_persistent_cache_min_entry_size_bytes', -1)
   distributed.initialize(f'127.0.0.1:{port}', 2, int(process_id))
-  assert jax.process_count() == 2 and jax.local_device_count() == 4
+  assert jax.process_count() == 2 and jax.local_device_count() == 2
   loop._evaluate = lambda run, split, state: {}  # noqa: SLF001
-  config = loop_config(data_root, num_steps=4)
+  config = loop_config(data_root, num_steps=6)
   config.train.checkpoint_every = 100  # saves at the stop and at the end only
   quiet = lambda _: None  # noqa: E731
   loop.train_and_evaluate(config, os.path.join(base, 'straight'), log=quiet)
 
-  killed = os.path.join(base, 'killed')
+  run = os.path.join(base, 'run')
   real = loop.pipeline.train_batches
   if jax.process_index() == 1:
     loop.pipeline.train_batches = fault_at_batch(real, 1, sigterm)
   lines = []
   try:
-    loop.train_and_evaluate(config, killed, log=lines.append)
+    loop.train_and_evaluate(config, run, log=lines.append)
     code = 0
   except SystemExit as e:
     code = e.code
   loop.pipeline.train_batches = real
-  saved = latest_step(killed)
+  saved = latest_step(run)
   multihost_utils.sync_global_devices('preemption_worker_resume')
-  loop.train_and_evaluate(config, killed, log=quiet)
 
-  bad = os.path.join(base, 'bad')
-  config.train.checkpoint_every = 2  # step 2 is saved before the bad batch of step 3
+  config.train.checkpoint_every = 3  # step 3 is saved before the bad batch of step 5
   if jax.process_index() == 1:
-    loop.pipeline.train_batches = fault_at_batch(real, 2, bad_file)
+    # The resumed stream's batches are those of steps saved + 1, saved + 2, ...
+    loop.pipeline.train_batches = fault_at_batch(real, 4 - saved, bad_file)
   try:
-    loop.train_and_evaluate(config, bad, log=quiet)
+    loop.train_and_evaluate(config, run, log=quiet)
     error = ''
   except UserError as e:
     error = str(e)
   loop.pipeline.train_batches = real
-  bad_saved = latest_step(bad)
+  bad_saved = latest_step(run)
   multihost_utils.sync_global_devices('preemption_worker_resume_bad')
-  loop.train_and_evaluate(config, bad, log=quiet)
+  loop.train_and_evaluate(config, run, log=quiet)
   print('RESULT ' + json.dumps({'process': jax.process_index(), 'exit': code, 'saved': saved,
                                 'last_line': lines[-1] if lines else '', 'error': error,
                                 'bad_saved': bad_saved}), flush=True)

@@ -247,13 +247,13 @@ def test_preemption_or_a_bad_file_on_one_process_of_two_stops_both_at_one_step_a
   assert results[1]['saved'] == saved and 1 <= saved < 4
   assert results[0]['last_line'].startswith(f'SIGTERM: saved a checkpoint at step {saved} (all 2 '
                                             'processes)')
-  straight = final_params(os.path.join(base, 'straight'))
-  jax.tree.map(np.testing.assert_array_equal, straight, final_params(os.path.join(base, 'killed')))
-  # Process 1 could not read the batch of step 3: both stop after step 3, neither saves it (step 2 was
-  # saved), process 1 names the file, process 0 names process 1; the resumed run equals the straight one.
-  assert [r['bad_saved'] for r in results] == [2, 2]
+  # Resumed, process 1 could not read the batch of step 5: both stop after step 5, neither saves it
+  # (step 3 was saved), process 1 names the file, process 0 names process 1.
+  assert [r['bad_saved'] for r in results] == [3, 3]
   assert results[0]['error'].startswith('Process 1 of 2 could not read its batch')
   assert results[1]['error'].startswith(f'Bad input data: {BAD_FILE}')
-  assert '(read for step 3)' in results[1]['error']
-  assert all('latest checkpoint is step 2' in r['error'] for r in results)
-  jax.tree.map(np.testing.assert_array_equal, straight, final_params(os.path.join(base, 'bad')))
+  assert '(read for step 5)' in results[1]['error']
+  assert all('latest checkpoint is step 3' in r['error'] for r in results)
+  # Resumed once more, the run that was preempted and given a bad file equals the straight one.
+  jax.tree.map(np.testing.assert_array_equal, final_params(os.path.join(base, 'straight')),
+               final_params(os.path.join(base, 'run')))
