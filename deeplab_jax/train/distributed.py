@@ -12,8 +12,10 @@ coordination service; this one needs only the mesh the train step already runs o
 A file that goes bad mid-run on one process is voted the same way (`data_error_flag`): that process
 trains one more step on its last good batch, so that the others are not left waiting in the step's
 collectives (a process that exits alone takes the others down with a C++ abort, not one line), and
-then all stop without saving that step.
+then all stop without saving that step. A run's first batch that one process cannot read is agreed on
+before the first step (`agree_max`, at the barrier where the processes start together).
 """
+import itertools
 import os
 
 import jax
@@ -43,11 +45,19 @@ def initialize(coordinator_address: str = '', num_processes: int = 0, process_id
   return True
 
 
-def barrier(name: str, timeout_s: int = 1800) -> None:
-  """Waits until every process gets here (the coordination service's barrier; no device collective)."""
+_agreements = itertools.count()  # every process calls agree_max in the same order: one key each time
+
+
+def agree_max(name: str, flag: int, timeout_s: int = 1800) -> int:
+  """Waits until every process gets here and returns the largest flag any of them gave (the
+  coordination service's barrier and key-value store; no device collective). One process: flag."""
   client = jax_distributed.global_state.client
-  if client is not None and jax.process_count() > 1:
-    client.wait_at_barrier(name, timeout_in_ms=timeout_s * 1000)
+  if client is None or jax.process_count() == 1:
+    return flag
+  key = f'deeplab_jax/{name}/{next(_agreements)}'
+  client.key_value_set(f'{key}/{jax.process_index()}', str(flag))
+  client.wait_at_barrier(key.replace('/', '_'), timeout_in_ms=timeout_s * 1000)
+  return max(int(value) for _, value in client.key_value_dir_get(key))
 
 
 DATA_ERROR = 1000  # flags from here up: process (flag - DATA_ERROR) could not read its next batch

@@ -201,9 +201,12 @@ def _check_finite(step: int | None, step_metrics: dict | None, checkpointer: Che
   """UserError if step's loss or gradient was inf or NaN (reads one device scalar)."""
   if step_metrics is None or bool(step_metrics['finite']):
     return
+  latest = checkpointer.latest_step()
+  good = ('No checkpoint was saved before it' if latest is None else
+          f'The latest checkpoint (step {latest}) is the last good state')
   raise UserError(f'Non-finite loss or gradient at step {step} (loss {float(step_metrics["loss"])}); '
-                  f'stopped without saving it. The latest checkpoint (step {checkpointer.latest_step()}) '
-                  'is the last good state. Lower train.base_lr, add train.warmup_steps, or check the data.')
+                  f'stopped without saving it. {good}. Lower train.base_lr, add train.warmup_steps, or '
+                  'check the data.')
 
 
 class NextBatch:
@@ -211,7 +214,8 @@ class NextBatch:
 
   On several processes the one that hits it must not stop alone (the others would wait in the next
   step's collectives): it keeps the error, hands out its last good batch once more, and votes
-  `flag()` for the stop, which every process reads one step later, before saving anything.
+  `flag()` for the stop, which every process reads one step later, before saving anything. A run's
+  first batch has no batch before it: its failure is agreed on before the first step.
   """
 
   def __init__(self, batches: pipeline.Batches, checkpointer: Checkpointer):
@@ -225,9 +229,9 @@ class NextBatch:
         self.last = next(self.batches)
       except UserError as e:
         self.error, self.step = e, step + 1
-        if jax.process_count() == 1 or self.last is None:
+        if jax.process_count() == 1:
           raise self.stopped() from None
-    return self.last
+    return self.last  # None if the first batch failed: _train's start-up agreement stops every process
 
   def flag(self, signal_number: int) -> int:
     """This process's StopVote flag: its data error, else the signal it got (0: none)."""
@@ -236,8 +240,10 @@ class NextBatch:
   def stopped(self, agreed: int = 0) -> UserError:
     """The error to stop with: this process's bad file, or the process that agreed (a StopVote
     answer) names."""
-    resume = (f'The latest checkpoint is step {self.checkpointer.latest_step()}: replace or remove the '
-              'file (or set --config.data.skip_bad_examples=True) and rerun to resume.')
+    latest = self.checkpointer.latest_step()
+    fix = 'replace or remove the file (or set --config.data.skip_bad_examples=True) and rerun'
+    resume = (f'No checkpoint was saved yet: {fix}.' if latest is None else
+              f'The latest checkpoint is step {latest}: {fix} to resume.')
     if self.error is not None:
       return UserError(f'{self.error} (read for step {self.step}). {resume}')
     process = agreed - distributed.DATA_ERROR
@@ -277,12 +283,17 @@ def _train(run: Run, state, train_split, *, dropout_rng: jax.Array, run_eval: Ca
   previous = (None, None)  # (step, metrics) whose finite flag is still unread
   read = NextBatch(batches, checkpointer)
   try:
-    next_batch = front.put_batch(read(start)) if start < train.num_steps else None
-    if jax.process_count() > 1 and next_batch is not None:
+    first = read(start) if start < train.num_steps else None  # None: a process's first batch failed
+    next_batch = None if first is None else front.put_batch(first)
+    if jax.process_count() > 1 and start < train.num_steps:
       # Compile first, then start together: a process must join the step's first collective soon
-      # after the others (gloo on CPU waits 30 s), and compile times differ between hosts.
-      front.step.lower(device_state, next_batch, dropout_rng).compile()
-      distributed.barrier(f'deeplab_jax_train_from_{start}')
+      # after the others (gloo on CPU waits 30 s), and compile times differ between hosts. A process
+      # that could not read its first batch says so here, and all stop.
+      if next_batch is not None:
+        front.step.lower(device_state, next_batch, dropout_rng).compile()
+      agreed = distributed.agree_max(f'train_from_{start}', read.flag(0))
+      if agreed >= distributed.DATA_ERROR:
+        raise read.stopped(agreed)
     for step in range(start + 1, train.num_steps + 1):
       profile.before(step)
       with jax.profiler.StepTraceAnnotation('train', step_num=step):

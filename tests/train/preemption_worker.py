@@ -1,6 +1,6 @@
 """One process of a two-process run preempted, then given a bad file, on one process only.
 
-    python -m tests.train.preemption_worker PORT ID BASE DATA_ROOT
+    python -m tests.train.preemption_worker PORT ID BASE DATA_ROOT [first_batch]
 
 Each process (2 host CPU devices) trains loop_config's model for 6 steps: straight through in
 BASE/straight; then four times in BASE/run: process 1 alone gets SIGTERM as it reads its second batch;
@@ -10,6 +10,9 @@ pipeline reports a file gone bad); the run resumes once more to the end. It prin
 last log line, and its error and latest checkpoint step after the bad batch. The final evaluation is
 skipped (this is about training state; evaluation has its own tests). Both processes share a
 persistent compilation cache in BASE (process 0 writes it), so later runs compile less.
+
+With `first_batch`, process 1 alone cannot read the first batch of a run in BASE/first, and the
+RESULT line holds each process's error.
 """
 import faulthandler
 import json
@@ -55,7 +58,7 @@ def latest_step(workdir: str) -> int | None:
   return step
 
 
-def main(port: str, process_id: str, base: str, data_root: str):
+def main(port: str, process_id: str, base: str, data_root: str, mode: str = 'preempt_then_bad'):
   faulthandler.dump_traceback_later(1500, exit=True)  # a hang ends in a traceback, not a stuck test
   jax.config.update('jax_compilation_cache_dir', os.path.join(base, 'compilation_cache'))
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
@@ -63,6 +66,26 @@ def main(port: str, process_id: str, base: str, data_root: str):
   distributed.initialize(f'127.0.0.1:{port}', 2, int(process_id))
   assert jax.process_count() == 2 and jax.local_device_count() == 2
   loop._evaluate = lambda run, split, state: {}  # noqa: SLF001
+  if mode == 'first_batch':
+    first_batch(data_root, base)
+  else:
+    preempt_then_bad(data_root, base)
+  jax.distributed.shutdown()
+
+
+def first_batch(data_root: str, base: str):
+  if jax.process_index() == 1:
+    loop.pipeline.train_batches = fault_at_batch(loop.pipeline.train_batches, 0, bad_file)
+  try:
+    loop.train_and_evaluate(loop_config(data_root, num_steps=2), os.path.join(base, 'first'),
+                            log=lambda _: None)
+    error = ''
+  except UserError as e:
+    error = str(e)
+  print('RESULT ' + json.dumps({'process': jax.process_index(), 'error': error}), flush=True)
+
+
+def preempt_then_bad(data_root: str, base: str):
   config = loop_config(data_root, num_steps=6)
   config.train.checkpoint_every = 100  # saves at the stop and at the end only
   quiet = lambda _: None  # noqa: E731
@@ -98,7 +121,6 @@ def main(port: str, process_id: str, base: str, data_root: str):
   print('RESULT ' + json.dumps({'process': jax.process_index(), 'exit': code, 'saved': saved,
                                 'last_line': lines[-1] if lines else '', 'error': error,
                                 'bad_saved': bad_saved}), flush=True)
-  jax.distributed.shutdown()
 
 
 if __name__ == '__main__':

@@ -227,21 +227,35 @@ def test_a_file_truncated_mid_run_is_skipped_and_counted(tmp_path, data_root):
   assert int(last.split('bad examples skipped')[0].split()[-1]) >= 1
 
 
-def test_preemption_or_a_bad_file_on_one_process_of_two_stops_both_at_one_step_and_resumes_exactly(
-    tmp_path, data_root):
-  base, port = str(tmp_path), free_port()
-  env = dict(os.environ, PYTHONPATH=ROOT)
+def two_processes(base: str, data_root: str, *mode: str, timeout_s: int = 1800) -> list[dict]:
+  """The RESULT dicts of preemption_worker's two processes, in process order."""
+  port, env = free_port(), dict(os.environ, PYTHONPATH=ROOT)
   workers = [subprocess.Popen([sys.executable, '-m', 'tests.train.preemption_worker', str(port), str(i),
-                               base, data_root], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               base, data_root, *mode], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for i in range(2)]
   try:
-    outputs = [w.communicate(timeout=1800)[0] for w in workers]  # minutes idle; heavy load: more
+    outputs = [w.communicate(timeout=timeout_s)[0] for w in workers]
   finally:
     for w in workers:
       w.kill()
   assert all(w.returncode == 0 for w in workers), '\n'.join(o[-3000:] for o in outputs)
-  results = [json.loads(line[len('RESULT '):]) for o in outputs for line in o.splitlines()
-             if line.startswith('RESULT ')]
+  return [json.loads(line[len('RESULT '):]) for o in outputs for line in o.splitlines()
+          if line.startswith('RESULT ')]
+
+
+def test_a_first_batch_that_one_process_of_two_cannot_read_stops_both_at_once(tmp_path, data_root):
+  # The process with the bad file used to stop alone, leaving the other at the start-up barrier for
+  # half an hour. Idle: 16 s.
+  results = two_processes(str(tmp_path), data_root, 'first_batch', timeout_s=600)
+  assert results[0]['error'].startswith('Process 1 of 2 could not read its batch')
+  assert results[1]['error'].startswith(f'Bad input data: {BAD_FILE}: ')
+  assert '(read for step 1). No checkpoint was saved yet: replace or remove the file' in results[1]['error']
+
+
+def test_preemption_or_a_bad_file_on_one_process_of_two_stops_both_at_one_step_and_resumes_exactly(
+    tmp_path, data_root):
+  base = str(tmp_path)
+  results = two_processes(base, data_root)  # a minute idle; under heavy load more
   assert [r['exit'] for r in results] == [143, 143]
   saved = results[0]['saved']
   assert results[1]['saved'] == saved and 1 <= saved < 4
