@@ -70,9 +70,18 @@ def one_replica_writes_on_cpu() -> None:
   seconds at a run's first save. CPU devices share their host's memory and disk, so the slices save
   no time. The files are the same either way. GPU and TPU keep orbax's default.
   """
-  if jax.default_backend() == 'cpu':
-    ocp.type_handlers.register_type_handler(
-        jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False), override=True)
+  if jax.default_backend() != 'cpu' or ocp.type_handlers.get_type_handler(jax.Array) is _ONE_REPLICA:
+    return
+  quiet = lambda record: 'Type handler registry' not in record.getMessage()  # noqa: E731 -- its note
+  logger = logging.get_absl_logger()  # orbax notes each override in a warning line: not the user's news
+  logger.addFilter(quiet)
+  try:
+    ocp.type_handlers.register_type_handler(jax.Array, _ONE_REPLICA, override=True)
+  finally:
+    logger.removeFilter(quiet)
+
+
+_ONE_REPLICA = ocp.type_handlers.ArrayHandler(use_replica_parallel=False)
 
 
 class Checkpointer:
