@@ -59,18 +59,22 @@ def test_init_checkpoint_with_another_class_count_reinitialises_only_the_last_la
 
 @contextlib.contextmanager
 def counting_compiles():
-  """A list that gets one entry per XLA compilation inside the block (jax's monitoring events)."""
+  """A list that gets one entry per XLA compilation inside the block (jax's monitoring events; the
+  suite's persistent cache is off there, so that a program loaded from it counts too)."""
   compiles = []
 
   def listen(name, duration, **_):
     if name == '/jax/core/compile/backend_compile_duration':
       compiles.append(duration)
 
+  cache = jax.config.jax_enable_compilation_cache
+  jax.config.update('jax_enable_compilation_cache', False)
   jax.monitoring.register_event_duration_secs_listener(listen)
   try:
     yield compiles
   finally:
     jax.monitoring.unregister_event_duration_listener(listen)
+    jax.config.update('jax_enable_compilation_cache', cache)
 
 
 def avals(tree) -> list:
