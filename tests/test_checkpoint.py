@@ -60,7 +60,7 @@ def test_init_checkpoint_with_another_class_count_reinitialises_only_the_last_la
 @contextlib.contextmanager
 def counting_compiles():
   """A list that gets one entry per XLA compilation inside the block (jax's monitoring events; the
-  suite's persistent cache is off there, so that a program loaded from it counts too)."""
+  suite's persistent cache is off there: each program is compiled, and counted, not loaded)."""
   compiles = []
 
   def listen(name, duration, **_):
