@@ -8,8 +8,9 @@ from tests.train.fault_helpers import loop_config
 pytestmark = pytest.mark.xdist_group('faults')
 
 STEPS, EVERY, WARMUP = 240, 20, 100
-# The first checkpoint save raises RSS once (measured: +280 MB: orbax's and tensorstore's threads and
-# pools), so the run saves at step 40 and the samples start after the second save. From there RSS
+# The first checkpoint save raises RSS once (+17 MB since one replica writes each array on CPU;
+# +297 MB before, mostly the ~200 slice programs that orbax's replica-parallel saving compiled), so the
+# run saves at step 40 and the samples start after the second save. From there RSS
 # swings by a few to tens of MB as allocator pools are taken and given back (the quickstart soak in
 # BENCHMARKS.md: a 70 MB range over 200 steps, no trend), so a short run's slope is mostly noise; its
 # floor is steadier. 25 MB over the ~70 steps between the halves' floors: a leak of about 350 KB a
