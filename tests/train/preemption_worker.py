@@ -8,8 +8,9 @@ the run resumes, saving every 3 steps, and process 1 alone cannot read its batch
 pipeline reports a file gone bad); the run resumes once more to the end. It prints one line
 'RESULT {json}' with its exit status after the SIGTERM, the latest checkpoint step then, process 0's
 last log line, and its error and latest checkpoint step after the bad batch. The final evaluation is
-skipped (this is about training state; evaluation has its own tests). Both processes share a
-persistent compilation cache in BASE (process 0 writes it), so later runs compile less.
+skipped (this is about training state; evaluation has its own tests). A persistent compilation cache
+in BASE spares process 0's later runs their compiles (jax writes it from process 0 only, and process
+1's keys differ: XLA:CPU's topology fingerprint is per process).
 
 With `first_batch`, process 1 alone cannot read the first batch of a run in BASE/first, and the
 RESULT line holds each process's error.
@@ -29,7 +30,7 @@ from deeplab_jax.train import distributed, loop
 from tests.train.fault_helpers import BAD_FILE, loop_config
 
 # After the imports (tests.conftest asks for 8 devices) and before JAX creates its CPU backend; no LLVM
-# optimisation: two processes compile on 2 cores and the 4-step runs are compile-bound.
+# optimisation: two processes compile on 2 cores and the few-step runs are compile-bound.
 os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=2 --xla_backend_optimization_level=0'
 
 
