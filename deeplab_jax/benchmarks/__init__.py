@@ -8,9 +8,9 @@
     torch_step  the same step against the PyTorch peer of the same architecture (torchvision
                 DeepLabV3 ResNet-50/101 and MobileNetV3-Large, smp DeepLabV3Plus), interleaved
                   python -m deeplab_jax.benchmarks.torch_step --arch=resnet50 --batch=4 --size=208
-    conv_ops    single depthwise, 1x1 and 3x3 convs, forward + backward: the library conv, ops.conv's
-                lowerings and torch; --write_defaults records the faster lowerings for this platform
-                  python -m deeplab_jax.benchmarks.conv_ops [--write_defaults]
+    conv_ops    single depthwise, 1x1 and 3x3 convs, forward + backward (or --passes=fwd): the library
+                conv, ops.conv's lowerings and torch; --write_defaults records the faster lowerings
+                  python -m deeplab_jax.benchmarks.conv_ops [--passes=fwd] [--write_defaults]
     atrous      the atrous-conv implementations at DeepLab's shapes; --write_defaults records the
                 fastest for this platform in ops/atrous_defaults.json (what impl='auto' picks)
                   python -m deeplab_jax.benchmarks.atrous --repeats=3 [--write_defaults]
