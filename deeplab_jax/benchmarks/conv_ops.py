@@ -16,11 +16,11 @@ the two lowerings' outputs.
 
 'library' is lax.conv_general_dilated (feature_group_count for depthwise); 'fast' is ops.conv
 (depthwise_taps, pointwise_dot, and atrous_taps for regular convs at rate > 1); 3x3 regular convs at
-rate 1 have no second lowering. torch (when installed) is
-torch.nn.functional.conv2d on channels_last tensors with its default threads. --write_defaults records,
-per kind (depthwise, pointwise), the lowering with the better geometric-mean time over the cases
-measured into ops/atrous_defaults.json ('lowering'), with the command and date: what
-model.depthwise_impl='auto' and model.pointwise_impl='auto' use on this platform.
+rate 1 have no second lowering. torch (when installed) is torch.nn.functional.conv2d on channels_last
+tensors with its default threads. --write_defaults records, per kind (depthwise, pointwise), the
+lowering with the better geometric-mean time over the cases measured into ops/atrous_defaults.json
+('lowering'), with the command and date: what model.depthwise_impl='auto' and
+model.pointwise_impl='auto' use on this platform.
 """
 import dataclasses
 import datetime
