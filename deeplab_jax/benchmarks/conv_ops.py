@@ -121,9 +121,10 @@ def jax_runner(fn, x, w, backward: bool = True):
     y, vjp = jax.vjp(fn, x, w)
     return y, vjp(probe)
 
-  run = jax.jit(forward_backward if backward else fn)
+  forward = jax.jit(fn)
+  run = jax.jit(forward_backward) if backward else forward
   jax.block_until_ready(run(x, w))
-  return (lambda: jax.block_until_ready(run(x, w))), jax.jit(fn)(x, w)
+  return (lambda: jax.block_until_ready(run(x, w))), forward(x, w)
 
 
 def torch_runner(case: Case, x: np.ndarray, w: np.ndarray, backward: bool = True):
